@@ -1,0 +1,29 @@
+// The formulas every field, the trainer and the fidelity tool share (SPEC §2-3). One definition each.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace driftx {
+
+// Euclidean distances sqrt(max(||x - y||^2, min_sq)) between the rows of x (... x n x d) and
+// y (... x m x d); leading dimensions broadcast. Result ... x n x m, in x's dtype. Computed with one
+// matrix product (||x||^2 + ||y||^2 - 2 x.y), the way the official releases do.
+torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, double min_sq = 1e-8);
+
+// Laplace kernel on Euclidean distance: exp(-||x - y|| / tau_eff). x: n x d, y: m x d -> n x m.
+torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, double tau_eff);
+
+// Effective temperature of the projected field: tau * sqrt(D) (SPEC §3).
+double effective_temperature(double tau, int64_t dim);
+
+// Drift normalisation, the two guards the two releases use (SPEC §2 step 5 and §3):
+//  ClampMeanSquare: F / sqrt(max(mean(F^2), 1e-8))      (standard field)
+//  AddEps:          F / (sqrt(mean(F^2)) + eps)          (projected field; mean_i ||F_i||^2 / D == mean(F^2))
+// The mean runs over every entry of F, so all groups passed together share one normaliser.
+enum class DriftNorm { ClampMeanSquare, AddEps };
+torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps = 1e-8);
+
+// Parses "0.02,0.05,0.2" into positive temperatures; throws driftx::Error naming `what` otherwise.
+std::vector<double> parse_temperatures(const std::string& text, const std::string& what = "--temps");
+
+}  // namespace driftx

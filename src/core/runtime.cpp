@@ -1,0 +1,30 @@
+#include "driftx/runtime.h"
+
+#include <thread>
+
+#include "driftx/error.h"
+
+namespace driftx {
+
+int set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+  return at::get_num_threads();
+}
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const std::exception&) {
+    fail("unknown device '{}': use cpu, cuda, cuda:N or auto", name);
+  }
+  if (device.is_cuda() && !torch::cuda::is_available())
+    fail("device '{}' requested but this LibTorch build sees no CUDA device: use --device cpu", name);
+  return device;
+}
+
+void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
+
+}  // namespace driftx

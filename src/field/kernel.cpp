@@ -1,0 +1,48 @@
+#include "driftx/kernel.h"
+
+#include <sstream>
+
+#include "driftx/error.h"
+
+namespace driftx {
+
+torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, double min_sq) {
+  auto xx = (x * x).sum(-1).unsqueeze(-1);  // ... x n x 1
+  auto yy = (y * y).sum(-1).unsqueeze(-2);  // ... x 1 x m
+  auto sq = torch::matmul(x, y.transpose(-1, -2)).mul_(-2.0).add_(xx).add_(yy);
+  return sq.clamp_min_(min_sq).sqrt_();
+}
+
+torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, double tau_eff) {
+  return pairwise_distance(x, y).div_(-tau_eff).exp_();
+}
+
+double effective_temperature(double tau, int64_t dim) { return tau * std::sqrt(static_cast<double>(dim)); }
+
+torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps) {
+  auto ms = drift.pow(2).mean();
+  if (guard == DriftNorm::ClampMeanSquare) return drift / ms.clamp_min(1e-8).sqrt();
+  return drift / (ms.sqrt() + eps);
+}
+
+std::vector<double> parse_temperatures(const std::string& text, const std::string& what) {
+  std::vector<double> temps;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    DRIFTX_CHECK(used > 0 && used == item.size() && value > 0 && std::isfinite(value),
+                 "{}: '{}' is not a positive number (expected a list such as 0.02,0.05,0.2)", what, item);
+    temps.push_back(value);
+  }
+  DRIFTX_CHECK(!temps.empty(), "{}: no temperature given (expected a list such as 0.02,0.05,0.2)", what);
+  return temps;
+}
+
+}  // namespace driftx

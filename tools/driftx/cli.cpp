@@ -1,0 +1,48 @@
+#include <iostream>
+
+#include "commands.h"
+#include "driftx/error.h"
+#include "driftx/runtime.h"
+
+namespace driftx::cli {
+
+CommonOptions& common() {
+  static CommonOptions options;
+  return options;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"driftx: train one-step drifting generators with the exact standard field or the "
+               "DriftXpress projected RKHS field."};
+  app.require_subcommand(1);
+  app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
+  app.set_version_flag("--version", "driftx 0.1.0");
+  add_field_command(app);
+  add_bench_command(app);
+  // Threads are set before any subcommand callback runs.
+  app.parse_complete_callback([] { set_threads(common().threads); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << " (see driftx --help)" << std::endl;
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace driftx::cli

@@ -1,0 +1,20 @@
+// Subcommand registry of the driftx CLI. Each subcommand lives in its own cmd_*.cpp and registers
+// itself with add_*_command(); run() parses, sets threads, and turns driftx::Error into one line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace driftx::cli {
+
+// Flags every subcommand shares (threads, seed, device).
+struct CommonOptions {
+  int threads = 0;  // 0: all hardware threads
+};
+CommonOptions& common();
+
+void add_field_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+int run(int argc, char** argv);
+
+}  // namespace driftx::cli
