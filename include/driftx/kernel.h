@@ -8,7 +8,7 @@ namespace driftx {
 // Euclidean distances sqrt(max(||x - y||^2, min_sq)) between the rows of x (... x n x d) and
 // y (... x m x d); leading dimensions broadcast. Result ... x n x m, in x's dtype. Computed with one
 // matrix product (||x||^2 + ||y||^2 - 2 x.y), the way the official releases do.
-torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, double min_sq = 1e-8);
+torch::Tensor euclidean_distances(const torch::Tensor& x, const torch::Tensor& y, double min_sq = 1e-8);
 
 // Laplace kernel on Euclidean distance: exp(-||x - y|| / tau_eff). x: n x d, y: m x d -> n x m.
 torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, double tau_eff);

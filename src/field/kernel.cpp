@@ -6,7 +6,7 @@
 
 namespace driftx {
 
-torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, double min_sq) {
+torch::Tensor euclidean_distances(const torch::Tensor& x, const torch::Tensor& y, double min_sq) {
   auto xx = (x * x).sum(-1).unsqueeze(-1);  // ... x n x 1
   auto yy = (y * y).sum(-1).unsqueeze(-2);  // ... x 1 x m
   auto sq = torch::matmul(x, y.transpose(-1, -2)).mul_(-2.0).add_(xx).add_(yy);
@@ -14,7 +14,7 @@ torch::Tensor pairwise_distance(const torch::Tensor& x, const torch::Tensor& y, 
 }
 
 torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, double tau_eff) {
-  return pairwise_distance(x, y).div_(-tau_eff).exp_();
+  return euclidean_distances(x, y).div_(-tau_eff).exp_();
 }
 
 double effective_temperature(double tau, int64_t dim) { return tau * std::sqrt(static_cast<double>(dim)); }

@@ -9,7 +9,7 @@ TEST(Kernel, PairwiseDistanceMatchesDirectDifference) {
   torch::manual_seed(1);
   auto x = torch::randn({7, 5}, torch::kFloat64), y = torch::randn({9, 5}, torch::kFloat64);
   auto direct = (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1).clamp_min(1e-8).sqrt();
-  EXPECT_LT((pairwise_distance(x, y) - direct).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((euclidean_distances(x, y) - direct).abs().max().item<double>(), 1e-12);
 }
 
 TEST(Kernel, ParseTemperaturesRejectsBadLists) {
