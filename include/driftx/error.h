@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include <c10/util/ArrayRef.h>
 #include <fmt/format.h>
 
 namespace driftx {
@@ -18,6 +19,13 @@ class Error : public std::runtime_error {
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+// "[a, b, c]": shapes in messages.
+inline std::string shape_str(c10::IntArrayRef sizes) {
+  std::string out = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
 }
 
 }  // namespace driftx

@@ -1,0 +1,17 @@
+// Writing outputs safely: every file goes to a temporary name first and is renamed into place, so a
+// crash never leaves a half-written result or checkpoint behind.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace driftx {
+
+void write_file_atomic(const std::string& path, const std::string& bytes);
+void write_json(const std::string& path, const nlohmann::json& value);  // pretty-printed, atomic
+nlohmann::json read_json(const std::string& path);
+std::string read_file(const std::string& path);  // whole file; error names the path
+void make_dirs(const std::string& path);         // mkdir -p; error names the path
+
+}  // namespace driftx
