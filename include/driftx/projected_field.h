@@ -1,0 +1,164 @@
+// The DriftXpress projected RKHS field (Falahati et al. 2026; SPEC §3). The exact attraction over the
+// whole real set, sum_y k(x,y) y / sum_y k(x,y), is replaced by a rank-M Nystrom factorisation whose
+// sums over the real data are cached once (DataSummary). This file holds the map, the summaries, the
+// field, and the exact full-data attraction it is measured against.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace driftx {
+
+// psi(x) = k(x, U) Amap with Amap = (W + ridge I)^(-1/2), W = k(U, U), for one temperature.
+// Coordinates are already divided by the feature scale S. The decomposition runs in float64.
+class NystromMap {
+ public:
+  // landmarks: M x D (scaled coordinates); tau_eff = tau * sqrt(D).
+  NystromMap(const torch::Tensor& landmarks, double tau_eff, double ridge);
+
+  torch::Tensor kernel(const torch::Tensor& x) const;    // B x M: k(x, U), in x's dtype
+  torch::Tensor features(const torch::Tensor& x) const;  // B x M: psi(x)
+
+  const torch::Tensor& landmarks() const { return landmarks_; }
+  const torch::Tensor& amap() const { return amap_; }            // M x M, float64
+  const torch::Tensor& inverse() const { return inverse_; }      // Amap^2 = (W + ridge I)^-1, float64
+  double tau_eff() const { return tau_eff_; }
+  double condition_number() const { return condition_; }        // of W + ridge I
+  int64_t clamped_eigenvalues() const { return clamped_; }       // eigenvalues raised to 1e-8
+
+ private:
+  torch::Tensor landmarks_, amap_, inverse_;
+  double tau_eff_ = 0, condition_ = 0;
+  int64_t clamped_ = 0;
+};
+
+enum class Repulsion { Exact, Projected };
+Repulsion parse_repulsion(const std::string& name);  // "exact" | "projected"
+
+struct ProjectedFieldConfig {
+  std::vector<double> temperatures{0.02, 0.05, 0.2};
+  double ridge = 1e-4;
+  double eps = 1e-8;
+  Repulsion repulsion = Repulsion::Exact;
+  int64_t chunk = 4096;  // real samples per streamed chunk when summarising
+};
+
+// Feature scale S (SPEC §3): mean distance between the real features (|Y| x D) and up to 256 of the
+// landmarks (indices round(linspace(0, M-1, 256))), divided by sqrt(D). Streamed in chunks.
+double projected_feature_scale(const torch::Tensor& real, const torch::Tensor& landmarks, int64_t chunk = 4096);
+
+// How classes map to landmark shards (block-diagonal Nystrom). shards = 1: one shared map.
+// Class c belongs to shard floor(c * shards / classes): contiguous, balanced blocks.
+struct ShardLayout {
+  int64_t classes = 1;
+  int64_t shards = 1;
+  int64_t shard_of_class(int64_t c) const { return c * shards / classes; }
+};
+
+// Cached sums over real data for one shard and one temperature, kept in the map-free form
+// ksum[c] = sum_{y in c} k(y, U) (M) and kysum[c] = sum_{y in c} k(y, U)^T y (M x D), float64.
+// The spec's s = Amap ksum and Sy = Amap kysum follow from them; keeping raw kernel sums makes them
+// additive across data shards before any map is applied.
+struct DataSummary {
+  torch::Tensor ksum;    // C x M, float64
+  torch::Tensor kysum;   // C x M x D, float64
+  torch::Tensor counts;  // C, int64: real samples summarised per class
+
+  void add(const DataSummary& other);  // other must have the same shapes
+};
+
+struct ProjectedFieldResult {
+  torch::Tensor drift;   // B x D: sum_tau normalised (b+ - b-), scaled coordinates, no grad
+  torch::Tensor target;  // B x D: x / S + drift, no grad
+  torch::Tensor loss;    // scalar mean((x / S - target)^2); gradient flows only into x
+  int64_t clamped = 0;   // (query, temperature) pairs whose attraction denominator was clamped at eps
+  double clamped_fraction = 0;        // clamped / (B * temperatures)
+  std::vector<double> drift_rms;      // per temperature, before normalisation
+};
+
+class ProjectedField {
+ public:
+  // landmarks: M x D raw features (real samples); landmark_labels: M int64 (needed when shards > 1,
+  // to assign each landmark to its class's shard); scale: S (SPEC §3).
+  ProjectedField(const torch::Tensor& landmarks, const torch::Tensor& landmark_labels, ShardLayout layout,
+                 double scale, ProjectedFieldConfig config = {});
+
+  // Streams real features (n x D raw) with labels (n int64, or undefined when classes == 1) into the
+  // summaries. Call any number of times (data shards); never builds an n x |Y| matrix.
+  void add_data(const torch::Tensor& real, const torch::Tensor& labels);
+  // Adds another field's summaries (e.g. from another process); throws unless compatible.
+  void merge_from(const ProjectedField& other);
+  void check_compatible(const ProjectedField& other) const;
+
+  // Field for generated features x (B x D raw, may require grad). labels (B int64) selects
+  // class-conditional attraction (class c uses class c's summaries) and groups the repulsion by class;
+  // undefined: unconditional attraction over all data, one repulsion group.
+  ProjectedFieldResult compute(const torch::Tensor& x, const torch::Tensor& labels = {}) const;
+
+  // Pieces in scaled coordinates (xs = x / S), one tensor (B x D) per temperature. Distances to the
+  // landmarks are computed once and shared by the temperatures. `clamped` (if given) receives, per
+  // temperature, the number of queries whose attraction denominator was clamped at eps.
+  std::vector<torch::Tensor> attractions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                         std::vector<int64_t>* clamped = nullptr) const;
+  std::vector<torch::Tensor> repulsions(const torch::Tensor& xs, const torch::Tensor& labels) const;
+
+  double scale() const { return scale_; }
+  int64_t dim() const { return dim_; }
+  int64_t num_landmarks() const { return num_landmarks_; }
+  const ShardLayout& layout() const { return layout_; }
+  const ProjectedFieldConfig& config() const { return config_; }
+  const NystromMap& map(int64_t shard, size_t t) const { return maps_[shard][t]; }
+  const DataSummary& summary(int64_t shard, size_t t) const { return summaries_[shard][t]; }
+  DataSummary& mutable_summary(int64_t shard, size_t t);  // e.g. to all-reduce in place
+  int64_t summarised_samples() const;
+  double max_condition_number() const;
+
+  // Cache: header (shapes, temperatures, ridge, scale, landmark strategy, fingerprints) + summaries.
+  void save(const std::string& path, const std::string& landmark_strategy, const std::string& data_fingerprint) const;
+  // Loads summaries into this field (built with the same landmarks/config); throws with the mismatching
+  // field named when the cache was made with another configuration or data.
+  void load(const std::string& path, const std::string& landmark_strategy, const std::string& data_fingerprint);
+
+ private:
+  void fold() const;  // lazily: Amap-folded summaries for the query-time products
+
+  ProjectedFieldConfig config_;
+  ShardLayout layout_;
+  double scale_ = 1;
+  int64_t dim_ = 0, num_landmarks_ = 0;
+  std::vector<torch::Tensor> shard_landmarks_;                // per shard: M_k x D scaled
+  std::vector<std::vector<NystromMap>> maps_;                 // [shard][temperature]
+  std::vector<std::vector<DataSummary>> summaries_;           // [shard][temperature]
+  mutable bool folded_ = false;
+  // [shard][temperature]: folded numerator (C+1) x M_k x D and denominator (C+1) x M_k, float32;
+  // row C holds the unconditional sums.
+  mutable std::vector<std::vector<torch::Tensor>> fold_num_, fold_den_;
+};
+
+// Builds a projected field over a whole real set in one call: checks M <= |Y|, that every class
+// 0..classes-1 has real samples, computes S (SPEC §3) unless `scale` is given, and summarises `real`.
+// real: |Y| x D; labels: |Y| int64 or undefined; landmarks: M x D; landmark_labels: M (sharding only).
+ProjectedField build_projected_field(const torch::Tensor& real, const torch::Tensor& labels,
+                                     const torch::Tensor& landmarks, const torch::Tensor& landmark_labels,
+                                     ShardLayout layout, std::optional<double> scale, ProjectedFieldConfig config);
+
+// The exact attraction over a full real set (scaled coordinates), one result per tau_eff:
+// b+(x) = sum_y k(x,y) y / sum_y k(x,y), streamed over chunks of Y (memory B x chunk) with a running
+// minimum distance so far-away queries do not underflow. labels (B) with real_labels (|Y|): each query
+// averages over the real samples of its own class.
+std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torch::Tensor& real_scaled,
+                                             const std::vector<double>& tau_effs, const torch::Tensor& labels = {},
+                                             const torch::Tensor& real_labels = {}, int64_t chunk = 4096);
+
+// Exact kernel-mean repulsion within groups of equal label (SPEC §3), one result per tau_eff:
+// sum_{j != i} k(x_i,x_j) x_j / max(sum_{j != i} k(x_i,x_j), eps). labels undefined: one group.
+std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                            const std::vector<double>& tau_effs, double eps = 1e-8);
+
+// A fingerprint of a tensor's shape and bytes (CRC-32 based, hex), for cache headers.
+std::string tensor_fingerprint(const torch::Tensor& t);
+
+}  // namespace driftx

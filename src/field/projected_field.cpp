@@ -1,0 +1,410 @@
+#include "driftx/projected_field.h"
+
+#include <zlib.h>
+
+#include "driftx/error.h"
+#include "driftx/kernel.h"
+#include "driftx/npy.h"
+
+namespace driftx {
+
+namespace {
+
+using torch::indexing::Slice;
+
+// Rows of `labels` per distinct value, in ascending value order.
+std::vector<std::pair<int64_t, torch::Tensor>> groups_of(const torch::Tensor& labels) {
+  std::vector<std::pair<int64_t, torch::Tensor>> out;
+  auto values = std::get<0>(at::_unique(labels, /*sorted=*/true));
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    int64_t v = values[i].item<int64_t>();
+    out.emplace_back(v, (labels == v).nonzero().squeeze(1));
+  }
+  return out;
+}
+
+std::vector<double> tau_effs_of(const std::vector<double>& temps, int64_t dim) {
+  std::vector<double> out;
+  for (double t : temps) out.push_back(effective_temperature(t, dim));
+  return out;
+}
+
+}  // namespace
+
+void DataSummary::add(const DataSummary& other) {
+  DRIFTX_CHECK(ksum.sizes() == other.ksum.sizes() && kysum.sizes() == other.kysum.sizes(),
+               "data summaries of different shapes cannot be added ({} vs {})", shape_str(kysum.sizes()),
+               shape_str(other.kysum.sizes()));
+  ksum.add_(other.ksum);
+  kysum.add_(other.kysum);
+  counts.add_(other.counts);
+}
+
+double projected_feature_scale(const torch::Tensor& real, const torch::Tensor& landmarks, int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  DRIFTX_CHECK(real.dim() == 2 && landmarks.dim() == 2 && real.size(1) == landmarks.size(1) && real.size(0) > 0,
+               "feature scale: real ({}) and landmarks ({}) must be n x D and M x D", shape_str(real.sizes()),
+               shape_str(landmarks.sizes()));
+  const int64_t M = landmarks.size(0), D = real.size(1), K = std::min<int64_t>(M, 256);
+  auto idx = torch::linspace(0, static_cast<double>(M - 1), K, torch::kFloat64).round().to(torch::kLong);
+  auto U = landmarks.index_select(0, idx).to(torch::kFloat32);
+  double total = 0;
+  for (int64_t start = 0; start < real.size(0); start += chunk) {
+    auto y = real.narrow(0, start, std::min(chunk, real.size(0) - start)).to(torch::kFloat32);
+    total += euclidean_distances(y, U).sum(torch::kFloat64).item<double>();
+  }
+  return total / (static_cast<double>(real.size(0)) * K) / std::sqrt(static_cast<double>(D));
+}
+
+ProjectedField::ProjectedField(const torch::Tensor& landmarks, const torch::Tensor& landmark_labels,
+                               ShardLayout layout, double scale, ProjectedFieldConfig config)
+    : config_(std::move(config)), layout_(layout), scale_(scale) {
+  torch::NoGradGuard no_grad;
+  DRIFTX_CHECK(landmarks.dim() == 2 && landmarks.size(0) >= 1,
+               "projected field: landmarks must be M x D with M >= 1, got {}", shape_str(landmarks.sizes()));
+  require_finite(landmarks, "projected field landmarks");
+  DRIFTX_CHECK(std::isfinite(scale) && scale > 0, "projected field: feature scale must be positive, got {}", scale);
+  DRIFTX_CHECK(layout_.classes >= 1 && layout_.shards >= 1 && layout_.shards <= layout_.classes,
+               "projected field: need 1 <= shards ({}) <= classes ({})", layout_.shards, layout_.classes);
+  DRIFTX_CHECK(!config_.temperatures.empty(), "projected field: at least one temperature is needed");
+  DRIFTX_CHECK(config_.ridge >= 0 && config_.eps > 0 && config_.chunk > 0, "projected field: need ridge >= 0, eps > 0, chunk > 0");
+  dim_ = landmarks.size(1);
+  num_landmarks_ = landmarks.size(0);
+  auto U = landmarks.to(torch::kFloat32) / scale_;
+  torch::Tensor shard_of;  // M: shard of each landmark
+  if (layout_.shards == 1) {
+    shard_of = torch::zeros({num_landmarks_}, torch::kLong);
+  } else {
+    DRIFTX_CHECK(landmark_labels.defined() && landmark_labels.numel() == num_landmarks_,
+                 "projected field: class sharding needs one label per landmark ({} landmarks)", num_landmarks_);
+    auto lab = landmark_labels.to(torch::kLong);
+    DRIFTX_CHECK(lab.min().item<int64_t>() >= 0 && lab.max().item<int64_t>() < layout_.classes,
+                 "projected field: landmark labels must lie in [0, {})", layout_.classes);
+    shard_of = (lab * layout_.shards).div(layout_.classes, "floor");  // ShardLayout::shard_of_class
+  }
+  const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
+  for (int64_t k = 0; k < layout_.shards; ++k) {
+    auto idx = (shard_of == k).nonzero().squeeze(1);
+    DRIFTX_CHECK(idx.numel() > 0, "projected field: shard {} of {} has no landmarks; give every shard's classes landmarks "
+                 "or use fewer shards", k, layout_.shards);
+    shard_landmarks_.push_back(U.index_select(0, idx).contiguous());
+    maps_.emplace_back();
+    summaries_.emplace_back();
+    for (double te : tau_effs) {
+      maps_[k].emplace_back(shard_landmarks_[k], te, config_.ridge);
+      const int64_t Mk = idx.numel();
+      summaries_[k].push_back({torch::zeros({layout_.classes, Mk}, torch::kFloat64),
+                               torch::zeros({layout_.classes, Mk, dim_}, torch::kFloat64),
+                               torch::zeros({layout_.classes}, torch::kLong)});
+    }
+  }
+}
+
+void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& labels) {
+  torch::NoGradGuard no_grad;
+  DRIFTX_CHECK(real.dim() == 2 && real.size(1) == dim_, "projected field: real data must be n x {}, got {}", dim_,
+               shape_str(real.sizes()));
+  require_finite(real, "projected field real data");
+  torch::Tensor lab;
+  if (layout_.classes > 1) {
+    DRIFTX_CHECK(labels.defined() && labels.numel() == real.size(0),
+                 "projected field: {} classes need one label per real sample ({} samples, {} labels)", layout_.classes,
+                 real.size(0), labels.defined() ? labels.numel() : 0);
+    lab = labels.to(torch::kLong).reshape({-1});
+    DRIFTX_CHECK(real.size(0) == 0 || (lab.min().item<int64_t>() >= 0 && lab.max().item<int64_t>() < layout_.classes),
+                 "projected field: data labels must lie in [0, {})", layout_.classes);
+  } else {
+    lab = torch::zeros({real.size(0)}, torch::kLong);
+  }
+  const auto shard_of_sample = (lab * layout_.shards).div(layout_.classes, "floor");
+  for (int64_t start = 0; start < real.size(0); start += config_.chunk) {
+    const int64_t n = std::min(config_.chunk, real.size(0) - start);
+    auto ys = real.narrow(0, start, n).to(torch::kFloat32) / scale_;
+    auto lc = lab.narrow(0, start, n);
+    auto sc = shard_of_sample.narrow(0, start, n);
+    for (int64_t k = 0; k < layout_.shards; ++k) {
+      auto rows = layout_.shards == 1 ? torch::Tensor() : (sc == k).nonzero().squeeze(1);
+      if (rows.defined() && rows.numel() == 0) continue;
+      auto yk = rows.defined() ? ys.index_select(0, rows) : ys;
+      auto lk = rows.defined() ? lc.index_select(0, rows) : lc;
+      // One distance matrix per chunk and shard, shared by every temperature.
+      auto dist = euclidean_distances(yk, shard_landmarks_[k]);  // n_k x M_k
+      auto class_groups = groups_of(lk);
+      for (size_t t = 0; t < maps_[k].size(); ++t) {
+        auto K = (dist * (-1.0 / maps_[k][t].tau_eff())).exp_();
+        auto& sum = summaries_[k][t];
+        sum.ksum.index_add_(0, lk, K.to(torch::kFloat64));
+        for (const auto& [c, idx] : class_groups) {
+          auto Kc = class_groups.size() == 1 ? K : K.index_select(0, idx);
+          auto Yc = class_groups.size() == 1 ? yk : yk.index_select(0, idx);
+          sum.kysum[c].add_(torch::matmul(Kc.t(), Yc).to(torch::kFloat64));
+        }
+      }
+      for (auto& sum : summaries_[k]) sum.counts.index_add_(0, lk, torch::ones_like(lk));
+    }
+  }
+  folded_ = false;
+}
+
+void ProjectedField::check_compatible(const ProjectedField& other) const {
+  DRIFTX_CHECK(dim_ == other.dim_ && num_landmarks_ == other.num_landmarks_,
+               "summaries are incompatible: dimension/landmarks {}/{} vs {}/{}", dim_, num_landmarks_, other.dim_,
+               other.num_landmarks_);
+  DRIFTX_CHECK(layout_.classes == other.layout_.classes && layout_.shards == other.layout_.shards,
+               "summaries are incompatible: classes/shards {}/{} vs {}/{}", layout_.classes, layout_.shards,
+               other.layout_.classes, other.layout_.shards);
+  DRIFTX_CHECK(config_.temperatures == other.config_.temperatures, "summaries are incompatible: temperatures differ");
+  DRIFTX_CHECK(config_.ridge == other.config_.ridge, "summaries are incompatible: ridge {} vs {}", config_.ridge,
+               other.config_.ridge);
+  DRIFTX_CHECK(scale_ == other.scale_, "summaries are incompatible: feature scale {} vs {}", scale_, other.scale_);
+  for (size_t k = 0; k < shard_landmarks_.size(); ++k)
+    DRIFTX_CHECK(torch::equal(shard_landmarks_[k], other.shard_landmarks_[k]),
+                 "summaries are incompatible: shard {} was built on different landmarks", k);
+}
+
+void ProjectedField::merge_from(const ProjectedField& other) {
+  check_compatible(other);
+  for (size_t k = 0; k < summaries_.size(); ++k)
+    for (size_t t = 0; t < summaries_[k].size(); ++t) summaries_[k][t].add(other.summaries_[k][t]);
+  folded_ = false;
+}
+
+DataSummary& ProjectedField::mutable_summary(int64_t shard, size_t t) {
+  folded_ = false;
+  return summaries_.at(shard).at(t);
+}
+
+int64_t ProjectedField::summarised_samples() const {
+  int64_t n = 0;
+  for (const auto& shard : summaries_) n += shard[0].counts.sum().item<int64_t>();
+  return n;
+}
+
+double ProjectedField::max_condition_number() const {
+  double c = 0;
+  for (const auto& shard : maps_)
+    for (const auto& m : shard) c = std::max(c, m.condition_number());
+  return c;
+}
+
+void ProjectedField::fold() const {
+  if (folded_) return;
+  torch::NoGradGuard no_grad;
+  fold_num_.assign(maps_.size(), {});
+  fold_den_.assign(maps_.size(), {});
+  for (size_t k = 0; k < maps_.size(); ++k) {
+    for (size_t t = 0; t < maps_[k].size(); ++t) {
+      // Folded form (SPEC §3): Amap Sy = Amap Amap kysum = (W + ridge I)^-1 kysum, in float64.
+      const auto& inv = maps_[k][t].inverse();
+      const auto& sum = summaries_[k][t];
+      auto ksum = torch::cat({sum.ksum, sum.ksum.sum(0, true)}, 0);     // (C+1) x M
+      auto kysum = torch::cat({sum.kysum, sum.kysum.sum(0, true)}, 0);  // (C+1) x M x D
+      fold_den_[k].push_back(torch::matmul(ksum, inv).to(torch::kFloat32).contiguous());  // inv symmetric
+      fold_num_[k].push_back(torch::matmul(inv, kysum).to(torch::kFloat32).contiguous());
+    }
+  }
+  folded_ = true;
+}
+
+std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                                       std::vector<int64_t>* clamped) const {
+  torch::NoGradGuard no_grad;
+  fold();
+  const int64_t B = xs.size(0), C = layout_.classes;
+  const size_t nt = config_.temperatures.size();
+  auto x = xs.to(torch::kFloat32);
+  std::vector<torch::Tensor> num(nt), den(nt);
+  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, dim_}), den[t] = torch::zeros({B});
+  auto class_groups = labels.defined() ? groups_of(labels.to(torch::kLong)) : std::vector<std::pair<int64_t, torch::Tensor>>{};
+  for (const auto& [c, idx] : class_groups)
+    DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
+  for (size_t k = 0; k < maps_.size(); ++k) {
+    auto dist = euclidean_distances(x, shard_landmarks_[k]);  // B x M_k, shared by the temperatures
+    for (size_t t = 0; t < nt; ++t) {
+      auto K = (dist * (-1.0 / maps_[k][t].tau_eff())).exp_();
+      if (!labels.defined()) {
+        num[t].add_(torch::matmul(K, fold_num_[k][t][C]));
+        den[t].add_(torch::mv(K, fold_den_[k][t][C]));
+      } else {
+        for (const auto& [c, idx] : class_groups) {
+          auto Kc = K.index_select(0, idx);
+          num[t].index_add_(0, idx, torch::matmul(Kc, fold_num_[k][t][c]));
+          den[t].index_add_(0, idx, torch::mv(Kc, fold_den_[k][t][c]));
+        }
+      }
+    }
+  }
+  std::vector<torch::Tensor> out(nt);
+  if (clamped) clamped->assign(nt, 0);
+  for (size_t t = 0; t < nt; ++t) {
+    auto small = den[t] < config_.eps;
+    if (clamped) (*clamped)[t] = small.sum().item<int64_t>();
+    out[t] = num[t] / den[t].clamp_min(config_.eps).unsqueeze(1);
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, const torch::Tensor& labels) const {
+  torch::NoGradGuard no_grad;
+  auto x = xs.to(torch::kFloat32);
+  if (config_.repulsion == Repulsion::Exact)
+    return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps);
+  // Projected: batch summaries with the self term removed. Sharded maps are concatenated (the same
+  // block-diagonal kernel estimate the attraction uses).
+  const size_t nt = config_.temperatures.size();
+  std::vector<torch::Tensor> out(nt);
+  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
+                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
+  std::vector<torch::Tensor> dists;
+  for (const auto& U : shard_landmarks_) dists.push_back(euclidean_distances(x, U));
+  for (size_t t = 0; t < nt; ++t) {
+    std::vector<torch::Tensor> parts;
+    for (size_t k = 0; k < maps_.size(); ++k)
+      parts.push_back(torch::matmul((dists[k] * (-1.0 / maps_[k][t].tau_eff())).exp_(),
+                                    maps_[k][t].amap().to(torch::kFloat32)));
+    auto psi = torch::cat(parts, 1);  // B x M
+    auto r = torch::zeros_like(x);
+    for (const auto& [g, idx] : groups) {
+      auto pg = psi.index_select(0, idx), xg = x.index_select(0, idx);
+      auto m = (pg * pg).sum(1);                                             // psi(x_i).psi(x_i)
+      auto num = torch::matmul(pg, torch::matmul(pg.t(), xg)) - m.unsqueeze(1) * xg;
+      auto den = torch::mv(pg, pg.sum(0)) - m;
+      r.index_copy_(0, idx, num / den.clamp_min(config_.eps).unsqueeze(1));
+    }
+    out[t] = r;
+  }
+  return out;
+}
+
+ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch::Tensor& labels) const {
+  DRIFTX_CHECK(x.dim() == 2 && x.size(1) == dim_, "projected field: generated features must be B x {}, got {}", dim_,
+               shape_str(x.sizes()));
+  DRIFTX_CHECK(x.size(0) >= 2, "projected field: need at least 2 generated samples for the repulsion");
+  DRIFTX_CHECK(!labels.defined() || labels.numel() == x.size(0),
+               "projected field: {} generated samples but {} labels", x.size(0), labels.numel());
+  ProjectedFieldResult out;
+  torch::Tensor target;
+  {
+    torch::NoGradGuard no_grad;
+    auto xs = x.detach().to(torch::kFloat32) / scale_;
+    std::vector<int64_t> clamped;
+    auto attract = attractions(xs, labels, &clamped);
+    auto repel = repulsions(xs, labels);
+    auto drift = torch::zeros_like(xs);
+    for (size_t t = 0; t < attract.size(); ++t) {
+      auto v = attract[t] - repel[t];
+      out.drift_rms.push_back(v.pow(2).mean().sqrt().item<double>());
+      drift.add_(normalize_drift(v, DriftNorm::AddEps, config_.eps));
+      out.clamped += clamped[t];
+    }
+    out.clamped_fraction = static_cast<double>(out.clamped) / static_cast<double>(xs.size(0) * attract.size());
+    out.drift = drift;
+    target = xs + drift;
+  }
+  out.target = target;
+  out.loss = (x.to(torch::kFloat32) / scale_ - target).pow(2).mean();
+  return out;
+}
+
+ProjectedField build_projected_field(const torch::Tensor& real, const torch::Tensor& labels,
+                                     const torch::Tensor& landmarks, const torch::Tensor& landmark_labels,
+                                     ShardLayout layout, std::optional<double> scale, ProjectedFieldConfig config) {
+  DRIFTX_CHECK(real.dim() == 2 && landmarks.dim() == 2 && real.size(1) == landmarks.size(1),
+               "projected field: real data {} and landmarks {} must be |Y| x D and M x D with the same D",
+               shape_str(real.sizes()), shape_str(landmarks.sizes()));
+  DRIFTX_CHECK(landmarks.size(0) <= real.size(0),
+               "projected field: {} landmarks but only {} real samples: M must be <= |Y|", landmarks.size(0), real.size(0));
+  require_finite(real, "projected field real data");
+  if (labels.defined() && layout.classes > 1) {
+    auto counts = torch::bincount(labels.to(torch::kLong).reshape({-1}), {}, layout.classes);
+    DRIFTX_CHECK(counts.numel() == layout.classes, "projected field: labels exceed {} classes", layout.classes);
+    for (int64_t c = 0; c < layout.classes; ++c)
+      DRIFTX_CHECK(counts[c].item<int64_t>() > 0, "projected field: class {} has no real samples; every class 0..{} needs data",
+                   c, layout.classes - 1);
+  }
+  const double S = scale ? *scale : projected_feature_scale(real, landmarks, config.chunk);
+  ProjectedField field(landmarks, landmark_labels, layout, S, std::move(config));
+  field.add_data(real, labels);
+  return field;
+}
+
+std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torch::Tensor& real_scaled,
+                                             const std::vector<double>& tau_effs, const torch::Tensor& labels,
+                                             const torch::Tensor& real_labels, int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = xs.size(0), D = xs.size(1);
+  const bool per_class = labels.defined();
+  DRIFTX_CHECK(!per_class || (real_labels.defined() && real_labels.numel() == real_scaled.size(0)),
+               "exact attraction: class-conditional queries need one label per real sample");
+  auto x = xs.to(torch::kFloat32);
+  const size_t nt = tau_effs.size();
+  // Running minimum distance per query: the ratio is invariant to a common factor exp(dmin / tau),
+  // so rescaling keeps every query's largest weight at 1 (no underflow far from the data).
+  auto dmin = torch::full({B}, std::numeric_limits<float>::infinity(), torch::kFloat64);
+  std::vector<torch::Tensor> num(nt), den(nt);
+  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, D}, torch::kFloat64), den[t] = torch::zeros({B}, torch::kFloat64);
+  auto qlab = per_class ? labels.to(torch::kLong).reshape({-1, 1}) : torch::Tensor();
+  for (int64_t start = 0; start < real_scaled.size(0); start += chunk) {
+    const int64_t n = std::min(chunk, real_scaled.size(0) - start);
+    auto y = real_scaled.narrow(0, start, n).to(torch::kFloat32);
+    auto dist = euclidean_distances(x, y).to(torch::kFloat64);  // B x n
+    if (per_class) {
+      auto same = qlab == real_labels.narrow(0, start, n).to(torch::kLong).reshape({1, -1});
+      dist.masked_fill_(same.logical_not(), std::numeric_limits<double>::infinity());
+    }
+    auto new_min = torch::minimum(dmin, std::get<0>(dist.min(1)));
+    auto finite_min = torch::where(torch::isinf(new_min), torch::zeros_like(new_min), new_min);
+    for (size_t t = 0; t < nt; ++t) {
+      auto rescale = torch::where(torch::isinf(dmin), torch::zeros_like(dmin),
+                                  ((dmin - finite_min) * (-1.0 / tau_effs[t])).exp());
+      auto K = ((dist - finite_min.unsqueeze(1)) * (-1.0 / tau_effs[t])).exp_();
+      num[t].mul_(rescale.unsqueeze(1)).add_(torch::matmul(K.to(torch::kFloat32), y).to(torch::kFloat64));
+      den[t].mul_(rescale).add_(K.sum(1));
+    }
+    dmin = new_min;
+  }
+  std::vector<torch::Tensor> out(nt);
+  for (size_t t = 0; t < nt; ++t) {
+    DRIFTX_CHECK(den[t].min().item<double>() > 0, "exact attraction: a query has no real sample of its class");
+    out[t] = (num[t] / den[t].unsqueeze(1)).to(torch::kFloat32);
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                            const std::vector<double>& tau_effs, double eps) {
+  torch::NoGradGuard no_grad;
+  auto x = xs.to(torch::kFloat32);
+  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
+                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
+  std::vector<torch::Tensor> out;
+  for (size_t t = 0; t < tau_effs.size(); ++t) out.push_back(torch::zeros_like(x));
+  for (const auto& [g, idx] : groups) {
+    auto xg = groups.size() == 1 ? x : x.index_select(0, idx);
+    auto dist = euclidean_distances(xg, xg);
+    for (size_t t = 0; t < tau_effs.size(); ++t) {
+      auto K = (dist * (-1.0 / tau_effs[t])).exp_();
+      K.fill_diagonal_(0.0);  // j != i
+      auto r = torch::matmul(K, xg) / K.sum(1, true).clamp_min(eps);
+      if (groups.size() == 1) out[t] = r; else out[t].index_copy_(0, idx, r);
+    }
+  }
+  return out;
+}
+
+std::string tensor_fingerprint(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU).contiguous();
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const std::string shape = shape_str(c.sizes()) + std::string(c.dtype().name());
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(shape.data()), shape.size());
+  const auto* p = static_cast<const Bytef*>(c.data_ptr());
+  size_t left = c.numel() * c.element_size();
+  while (left > 0) {
+    const uInt n = static_cast<uInt>(std::min<size_t>(left, 1u << 30));
+    crc = crc32(crc, p, n);
+    p += n, left -= n;
+  }
+  return fmt::format("{:08x}-{}", crc, c.numel());
+}
+
+}  // namespace driftx

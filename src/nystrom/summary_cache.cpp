@@ -1,0 +1,92 @@
+// The summary cache: a LibTorch archive holding a JSON header and the raw kernel sums. A cache made
+// with another configuration or other data is refused, naming the field that differs.
+#include <nlohmann/json.hpp>
+
+#include "driftx/error.h"
+#include "driftx/files.h"
+#include "driftx/projected_field.h"
+
+namespace driftx {
+
+namespace {
+
+constexpr int kCacheVersion = 1;
+
+nlohmann::json header_of(const ProjectedField& f, const std::vector<torch::Tensor>& landmarks,
+                         const std::string& strategy, const std::string& data_fingerprint) {
+  return {{"format", "driftx-summary-cache"},
+          {"version", kCacheVersion},
+          {"dim", f.dim()},
+          {"landmarks", f.num_landmarks()},
+          {"classes", f.layout().classes},
+          {"shards", f.layout().shards},
+          {"temperatures", f.config().temperatures},
+          {"ridge", f.config().ridge},
+          {"scale", f.scale()},
+          {"landmark_strategy", strategy},
+          {"landmark_fingerprint", tensor_fingerprint(torch::cat(landmarks, 0))},
+          {"data_fingerprint", data_fingerprint}};
+}
+
+std::vector<torch::Tensor> all_landmarks(const ProjectedField& f) {
+  std::vector<torch::Tensor> out;
+  for (int64_t k = 0; k < f.layout().shards; ++k) out.push_back(f.map(k, 0).landmarks());
+  return out;
+}
+
+}  // namespace
+
+void ProjectedField::save(const std::string& path, const std::string& landmark_strategy,
+                          const std::string& data_fingerprint) const {
+  torch::serialize::OutputArchive archive;
+  const std::string header = header_of(*this, all_landmarks(*this), landmark_strategy, data_fingerprint).dump();
+  archive.write("header", torch::from_blob(const_cast<char*>(header.data()), {static_cast<int64_t>(header.size())},
+                                           torch::kUInt8).clone());
+  for (size_t k = 0; k < summaries_.size(); ++k)
+    for (size_t t = 0; t < summaries_[k].size(); ++t) {
+      const auto key = fmt::format("s{}_t{}_", k, t);
+      archive.write(key + "ksum", summaries_[k][t].ksum);
+      archive.write(key + "kysum", summaries_[k][t].kysum);
+      archive.write(key + "counts", summaries_[k][t].counts);
+    }
+  const std::string tmp = path + ".tmp";
+  archive.save_to(tmp);
+  DRIFTX_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot move summary cache into place at '{}'", path);
+}
+
+void ProjectedField::load(const std::string& path, const std::string& landmark_strategy,
+                          const std::string& data_fingerprint) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error&) {
+    fail("summary cache '{}' is missing or not a driftx summary cache: delete it to rebuild", path);
+  }
+  torch::Tensor raw;
+  DRIFTX_CHECK(archive.try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
+  raw = raw.contiguous();
+  nlohmann::json got;
+  try {
+    got = nlohmann::json::parse(std::string(static_cast<const char*>(raw.data_ptr()), raw.numel()));
+  } catch (const nlohmann::json::exception&) {
+    fail("summary cache '{}' has a corrupt header: delete it to rebuild", path);
+  }
+  const auto want = header_of(*this, all_landmarks(*this), landmark_strategy, data_fingerprint);
+  for (const auto& [key, value] : want.items())
+    DRIFTX_CHECK(got.contains(key) && got[key] == value,
+                 "summary cache '{}' was built with {} = {}, this run has {}: delete the cache or match the configuration",
+                 path, key, got.contains(key) ? got[key].dump() : "nothing", value.dump());
+  for (size_t k = 0; k < summaries_.size(); ++k)
+    for (size_t t = 0; t < summaries_[k].size(); ++t) {
+      const auto key = fmt::format("s{}_t{}_", k, t);
+      DataSummary s;
+      DRIFTX_CHECK(archive.try_read(key + "ksum", s.ksum) && archive.try_read(key + "kysum", s.kysum) &&
+                       archive.try_read(key + "counts", s.counts),
+                   "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
+      DRIFTX_CHECK(s.kysum.sizes() == summaries_[k][t].kysum.sizes(), "summary cache '{}' has wrong shapes", path);
+      summaries_[k][t] = s;
+    }
+  folded_ = false;
+}
+
+}  // namespace driftx
