@@ -19,6 +19,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "driftx 0.1.0");
   add_field_command(app);
   add_bench_command(app);
+  add_fidelity_command(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
   try {

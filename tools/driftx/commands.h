@@ -14,6 +14,7 @@ CommonOptions& common();
 
 void add_field_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_fidelity_command(CLI::App& app);
 
 int run(int argc, char** argv);
 

@@ -1,0 +1,32 @@
+// Feature maps phi: named groups computed from images (B x C x H x W in [-1, 1]). One function per
+// group, used by both fields, the trainer and the fidelity tool (SPEC §2 feature sets).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace driftx {
+
+// Group names:
+//   pixels        the image itself, C*H*W
+//   pool2, pool4  2x2 / 4x4 average-pooled image, C*H*W/4 and C*H*W/16
+//   mean_std      global per-channel mean and std, 2C
+//   patch2_stats  per-channel mean and std over each 2x2 patch grid cell of the (H/2 x W/2) grid, 2*C*H*W/4
+//   patch4_stats  the same over 4x4 patches, 2*C*H*W/16
+//   sq_mean       per-channel mean of x^2, C
+// "multiscale" expands to pixels,pool2,pool4,mean_std,patch2_stats,patch4_stats,sq_mean.
+std::vector<std::string> feature_group_names();
+std::vector<std::string> parse_feature_groups(const std::string& spec);  // "pixels,pool2,pool4" / "multiscale"
+
+// One group of features, B x D, differentiable through `images`.
+torch::Tensor image_features(const torch::Tensor& images, const std::string& group);
+
+// The dimension D of a group for images of C x H x W.
+int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, int64_t width);
+
+// A group computed for a whole dataset in chunks (no grad), N x D float32.
+torch::Tensor dataset_features(const torch::Tensor& images, const std::string& group, int64_t chunk = 8192);
+
+}  // namespace driftx

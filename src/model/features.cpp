@@ -1,0 +1,71 @@
+#include "driftx/features.h"
+
+#include <sstream>
+
+#include "driftx/error.h"
+
+namespace driftx {
+
+namespace {
+
+// Per-channel mean and std over non-overlapping k x k patches: B x 2 x C x H/k x W/k, flattened.
+torch::Tensor patch_stats(const torch::Tensor& x, int64_t k) {
+  auto mean = torch::avg_pool2d(x, k);
+  auto var = (torch::avg_pool2d(x * x, k) - mean * mean).clamp_min(1e-6);  // floor keeps sqrt differentiable
+  return torch::cat({mean.flatten(1), var.sqrt().flatten(1)}, 1);
+}
+
+}  // namespace
+
+std::vector<std::string> feature_group_names() {
+  return {"pixels", "pool2", "pool4", "mean_std", "patch2_stats", "patch4_stats", "sq_mean"};
+}
+
+std::vector<std::string> parse_feature_groups(const std::string& spec) {
+  std::vector<std::string> out;
+  std::stringstream in(spec);
+  std::string item;
+  const auto known = feature_group_names();
+  while (std::getline(in, item, ',')) {
+    if (item == "multiscale") {
+      out.insert(out.end(), known.begin(), known.end());
+      continue;
+    }
+    DRIFTX_CHECK(std::find(known.begin(), known.end(), item) != known.end(),
+                 "unknown feature group '{}': use multiscale or a list of {}", item, fmt::join(known, ", "));
+    out.push_back(item);
+  }
+  DRIFTX_CHECK(!out.empty(), "no feature group given: use e.g. pixels,pool2,pool4");
+  return out;
+}
+
+torch::Tensor image_features(const torch::Tensor& images, const std::string& group) {
+  DRIFTX_CHECK(images.dim() == 4, "features: images must be B x C x H x W, got {}", shape_str(images.sizes()));
+  const auto& x = images;
+  if (group == "pixels") return x.flatten(1);
+  if (group == "pool2") return torch::avg_pool2d(x, 2).flatten(1);
+  if (group == "pool4") return torch::avg_pool2d(x, 4).flatten(1);
+  if (group == "mean_std") {
+    auto mean = x.mean({2, 3});
+    auto var = (x * x).mean({2, 3}) - mean * mean;
+    return torch::cat({mean, var.clamp_min(1e-6).sqrt()}, 1);
+  }
+  if (group == "patch2_stats") return patch_stats(x, 2);
+  if (group == "patch4_stats") return patch_stats(x, 4);
+  if (group == "sq_mean") return (x * x).mean({2, 3});
+  fail("unknown feature group '{}': use one of {}", group, fmt::join(feature_group_names(), ", "));
+}
+
+int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, int64_t width) {
+  return image_features(torch::zeros({1, channels, height, width}), group).size(1);
+}
+
+torch::Tensor dataset_features(const torch::Tensor& images, const std::string& group, int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < images.size(0); start += chunk)
+    parts.push_back(image_features(images.narrow(0, start, std::min(chunk, images.size(0) - start)), group));
+  return torch::cat(parts, 0).to(torch::kFloat32).contiguous();
+}
+
+}  // namespace driftx
