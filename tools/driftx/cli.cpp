@@ -20,6 +20,8 @@ int run(int argc, char** argv) {
   add_field_command(app);
   add_bench_command(app);
   add_fidelity_command(app);
+  add_train_command(app);
+  add_sample_command(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
   try {

@@ -15,6 +15,8 @@ CommonOptions& common();
 void add_field_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_fidelity_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_sample_command(CLI::App& app);  // sample and export
 
 int run(int argc, char** argv);
 

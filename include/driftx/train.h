@@ -1,0 +1,132 @@
+// Training a one-step generator with the standard or the DriftXpress field. Both methods share the
+// generator, feature map, optimiser and batch layout; only the field differs.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "driftx/data.h"
+#include "driftx/generator.h"
+#include "driftx/projected_field.h"
+#include "driftx/standard_field.h"
+
+namespace driftx {
+
+struct TrainConfig {
+  // What is learned
+  std::string dataset = "mnist";
+  std::string data_dir;                       // empty: resolve_data_dir()
+  std::string method = "driftxpress";         // driftxpress | standard
+  std::string features = "pixels,pool2,pool4";
+  bool conditional = true;
+  int64_t classes_per_step = 10;              // N_c (1 when unconditional)
+  int64_t gen_per_class = 25;                 // N_neg: generated samples per class per step
+  int64_t pos_per_class = 256;                // N_pos: real positives per class per step (standard)
+  std::vector<double> temperatures{0.02, 0.05, 0.2};
+  double affinity_floor = 1e-6;               // standard field
+  // DriftXpress
+  std::string landmark_strategy = "random_global";
+  int64_t landmarks = 1000;                   // total landmarks per feature group
+  double ridge = 1e-4;
+  std::string repulsion = "exact";
+  std::string cache_dir;                      // empty: <out>/../cache
+  // Generator and optimiser
+  int64_t noise_dim = 64;
+  int64_t width = 128;
+  double lr = 2e-4;
+  int64_t warmup_steps = 100;
+  double weight_decay = 0.0;
+  double grad_clip = 2.0;
+  double ema = 0.999;
+  // Run control
+  int64_t steps = 0;                          // 0: no step limit
+  double time_budget_s = 0;                   // 0: no deadline; counts precompute too
+  int64_t log_every = 10;
+  int64_t sample_every = 200;
+  int64_t checkpoint_every = 200;
+  std::string out_dir = "runs/mnist-driftxpress";
+  uint64_t seed = 0;
+  std::string device = "cpu";
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j);
+  void validate() const;  // throws driftx::Error naming the bad field
+};
+
+// Parses "20m", "90s", "1.5h", "300" (seconds) into seconds.
+double parse_duration(const std::string& text, const std::string& what = "--time-budget");
+
+// One logged step.
+struct StepStats {
+  int64_t step = 0;
+  double loss = 0;
+  std::vector<double> group_loss;
+  double clamped_fraction = 0;
+  double step_seconds = 0;
+};
+
+class Trainer {
+ public:
+  // Loads the dataset, builds the generator, optimiser and (driftxpress) the field summaries.
+  // With resume, continues from <out_dir>/checkpoint.pt (the stored configuration must match).
+  Trainer(TrainConfig config, bool resume = false);
+  ~Trainer();
+
+  // Trains until steps / time budget / stop flag; writes log, samples and checkpoints.
+  // Returns the number of steps done in this call.
+  int64_t run(const std::atomic<bool>* stop = nullptr);
+
+  // One optimisation step on a freshly sampled batch / on a given batch (z: B x noise_dim, labels: B,
+  // class-major groups of gen_per_class rows, undefined when unconditional).
+  StepStats step();
+  StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels);
+
+  // The drifting loss of the current generator on a given batch (no update), and the per-group
+  // targets, for tests: returns (loss, targets).
+  std::pair<double, std::vector<torch::Tensor>> drift_targets(const torch::Tensor& z, const torch::Tensor& labels);
+  double loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets);
+
+  void save_checkpoint(const std::string& path) const;
+  int64_t step_count() const { return step_; }
+  Generator& generator() { return generator_; }
+  Generator& ema_generator() { return ema_; }
+  const TrainConfig& config() const { return config_; }
+  double precompute_seconds() const { return precompute_s_; }
+
+ private:
+  struct Group;
+  torch::Tensor group_loss(size_t g, const torch::Tensor& images, const torch::Tensor& labels, StepStats* stats,
+                           std::vector<torch::Tensor>* targets);
+  std::pair<torch::Tensor, torch::Tensor> sample_batch();  // z, labels
+  void load_checkpoint(const std::string& path);
+  void write_samples(const std::string& path, Generator& g);
+  void update_ema();
+
+  TrainConfig config_;
+  torch::Device device_;
+  Dataset data_;
+  Generator generator_{nullptr}, ema_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<std::unique_ptr<Group>> groups_;
+  at::Generator rng_;
+  int64_t step_ = 0;
+  double precompute_s_ = 0, elapsed_before_s_ = 0;
+  torch::Tensor fixed_z_, fixed_labels_;
+};
+
+// Checkpoint files: a LibTorch archive followed by a footer with its length and CRC-32, written to a
+// temporary file and renamed. read_checkpoint_bytes verifies the footer and returns the archive bytes;
+// a truncated or corrupted file is a driftx::Error naming the path.
+void write_checkpoint_bytes(const std::string& path, const std::string& archive_bytes);
+std::string read_checkpoint_bytes(const std::string& path);
+
+// Loads the (EMA or raw) generator of a checkpoint, with its configuration.
+Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config = nullptr);
+
+}  // namespace driftx

@@ -1,0 +1,49 @@
+// Checkpoint container: archive bytes + footer "DXCK" | uint64 length | uint32 crc32, so a truncated or
+// bit-flipped file is detected before LibTorch tries to parse it.
+#include <zlib.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "driftx/error.h"
+#include "driftx/files.h"
+#include "driftx/train.h"
+
+namespace driftx {
+
+namespace {
+constexpr char kMagic[4] = {'D', 'X', 'C', 'K'};
+constexpr size_t kFooter = 4 + 8 + 4;
+
+uint32_t crc_of(const std::string& bytes) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()),
+                                     static_cast<uInt>(bytes.size())));
+}
+}  // namespace
+
+void write_checkpoint_bytes(const std::string& path, const std::string& archive_bytes) {
+  std::string out = archive_bytes;
+  const uint64_t n = archive_bytes.size();
+  const uint32_t crc = crc_of(archive_bytes);
+  out.append(kMagic, 4);
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  out.append(reinterpret_cast<const char*>(&crc), 4);
+  write_file_atomic(path, out);
+}
+
+std::string read_checkpoint_bytes(const std::string& path) {
+  const std::string bytes = read_file(path);
+  DRIFTX_CHECK(bytes.size() >= kFooter && std::memcmp(bytes.data() + bytes.size() - kFooter, kMagic, 4) == 0,
+               "checkpoint '{}' is truncated or not a driftx checkpoint (no footer)", path);
+  uint64_t n = 0;
+  uint32_t crc = 0;
+  std::memcpy(&n, bytes.data() + bytes.size() - 12, 8);
+  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+  DRIFTX_CHECK(n == bytes.size() - kFooter, "checkpoint '{}' is truncated: {} bytes recorded, {} present", path, n,
+               bytes.size() - kFooter);
+  std::string archive = bytes.substr(0, n);
+  DRIFTX_CHECK(crc_of(archive) == crc, "checkpoint '{}' is corrupted: checksum mismatch", path);
+  return archive;
+}
+
+}  // namespace driftx

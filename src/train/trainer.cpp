@@ -1,0 +1,450 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "driftx/error.h"
+#include "driftx/features.h"
+#include "driftx/files.h"
+#include "driftx/image_io.h"
+#include "driftx/landmarks.h"
+#include "driftx/runtime.h"
+#include "driftx/train.h"
+
+namespace driftx {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+torch::Tensor string_tensor(const std::string& s) {
+  return torch::from_blob(const_cast<char*>(s.data()), {static_cast<int64_t>(s.size())}, torch::kUInt8).clone();
+}
+std::string tensor_string(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), c.numel());
+}
+
+std::string format_eta(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int s = static_cast<int>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, s % 3600 / 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
+}  // namespace
+
+// ---- configuration ------------------------------------------------------------------------------
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"dataset", dataset}, {"data_dir", data_dir}, {"method", method}, {"features", features},
+          {"conditional", conditional}, {"classes_per_step", classes_per_step}, {"gen_per_class", gen_per_class},
+          {"pos_per_class", pos_per_class}, {"temperatures", temperatures}, {"affinity_floor", affinity_floor},
+          {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks}, {"ridge", ridge},
+          {"repulsion", repulsion}, {"cache_dir", cache_dir}, {"noise_dim", noise_dim}, {"width", width}, {"lr", lr},
+          {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"grad_clip", grad_clip}, {"ema", ema},
+          {"steps", steps}, {"time_budget_s", time_budget_s}, {"log_every", log_every},
+          {"sample_every", sample_every}, {"checkpoint_every", checkpoint_every}, {"out_dir", out_dir},
+          {"seed", seed}, {"device", device}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  try {
+#define DRIFTX_GET(field) c.field = j.value(#field, c.field)
+    DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
+    DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(temperatures);
+    DRIFTX_GET(affinity_floor); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(ridge);
+    DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
+    DRIFTX_GET(warmup_steps); DRIFTX_GET(weight_decay); DRIFTX_GET(grad_clip); DRIFTX_GET(ema); DRIFTX_GET(steps);
+    DRIFTX_GET(time_budget_s); DRIFTX_GET(log_every); DRIFTX_GET(sample_every); DRIFTX_GET(checkpoint_every);
+    DRIFTX_GET(out_dir); DRIFTX_GET(seed); DRIFTX_GET(device);
+#undef DRIFTX_GET
+  } catch (const nlohmann::json::exception& e) {
+    fail("training configuration has a field of the wrong type: {}", e.what());
+  }
+  return c;
+}
+
+void TrainConfig::validate() const {
+  DRIFTX_CHECK(method == "driftxpress" || method == "standard", "--method must be driftxpress or standard, got '{}'", method);
+  DRIFTX_CHECK(classes_per_step >= 1 && gen_per_class >= 2, "need --classes-per-step >= 1 and --gen-per-class >= 2");
+  DRIFTX_CHECK(pos_per_class >= 1, "--pos-per-class must be >= 1");
+  DRIFTX_CHECK(landmarks >= 1, "--landmarks must be >= 1");
+  DRIFTX_CHECK(lr > 0 && std::isfinite(lr), "--lr must be positive");
+  DRIFTX_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1)");
+  DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
+  DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "--steps and --time-budget must be >= 0");
+  DRIFTX_CHECK(log_every >= 1 && sample_every >= 0 && checkpoint_every >= 0, "--log-every must be >= 1");
+  DRIFTX_CHECK(!temperatures.empty(), "--temps needs at least one temperature");
+  for (double t : temperatures) DRIFTX_CHECK(t > 0, "--temps: temperature {} must be positive", t);
+  DRIFTX_CHECK(!out_dir.empty(), "--out must name a directory");
+  parse_feature_groups(features);
+  parse_landmark_strategy(landmark_strategy);
+  parse_repulsion(repulsion);
+}
+
+double parse_duration(const std::string& text, const std::string& what) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  const std::string unit = text.substr(used);
+  double mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
+  DRIFTX_CHECK(value >= 0 && mult > 0 && std::isfinite(value), "{}: '{}' is not a duration (use e.g. 90s, 20m, 1.5h)", what, text);
+  return value * mult;
+}
+
+// ---- feature groups -----------------------------------------------------------------------------
+
+struct Trainer::Group {
+  std::string name;
+  std::unique_ptr<ProjectedField> projected;  // driftxpress
+  std::unique_ptr<StandardField> standard;    // standard
+};
+
+Trainer::Trainer(TrainConfig config, bool resume)
+    : config_(std::move(config)), device_(parse_device(config_.device)),
+      rng_(at::detail::createCPUGenerator(config_.seed)) {
+  config_.validate();
+  const auto t0 = Clock::now();
+  data_ = load_dataset(config_.dataset, "train", config_.data_dir);
+  if (!config_.conditional) config_.classes_per_step = 1;
+  DRIFTX_CHECK(config_.classes_per_step <= data_.num_classes, "--classes-per-step {} exceeds the {} classes of {}",
+               config_.classes_per_step, data_.num_classes, config_.dataset);
+
+  GeneratorConfig gc;
+  gc.noise_dim = config_.noise_dim;
+  gc.width = config_.width;
+  gc.channels = data_.images.size(1);
+  gc.image_size = data_.images.size(2);
+  gc.num_classes = config_.conditional ? data_.num_classes : 0;
+  torch::manual_seed(config_.seed);  // parameter initialisation
+  generator_ = Generator(gc);
+  ema_ = Generator(gc);
+  copy_parameters(*ema_, *generator_);
+  generator_->to(device_);
+  ema_->to(device_);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      generator_->parameters(),
+      torch::optim::AdamWOptions(config_.lr).betas({0.9, 0.95}).weight_decay(config_.weight_decay));
+
+  // Fixed noise for sample grids: one row per class (10 per row).
+  {
+    auto g = at::detail::createCPUGenerator(config_.seed + 7919);
+    const int64_t rows = config_.conditional ? data_.num_classes : 8;
+    fixed_z_ = torch::randn({rows * 10, config_.noise_dim}, g);
+    fixed_labels_ = config_.conditional ? torch::arange(rows).repeat_interleave(10) : torch::Tensor();
+  }
+
+  make_dirs(config_.out_dir);
+  make_dirs(config_.out_dir + "/samples");
+  const std::string cache_dir = config_.cache_dir.empty()
+                                    ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
+                                    : config_.cache_dir;
+  for (const auto& name : parse_feature_groups(config_.features)) {
+    auto group = std::make_unique<Group>();
+    group->name = name;
+    if (config_.method == "standard") {
+      StandardFieldConfig sc;
+      sc.temperatures = config_.temperatures;
+      sc.affinity_floor = config_.affinity_floor;
+      group->standard = std::make_unique<StandardField>(sc);
+    } else {
+      // DriftXpress: landmarks and summaries once, in this group's feature space; cached on disk.
+      auto feats = dataset_features(data_.images, name);
+      LandmarkConfig lc;
+      lc.strategy = parse_landmark_strategy(config_.landmark_strategy);
+      lc.total = config_.landmarks;
+      lc.seed = config_.seed;
+      auto U_idx = select_landmarks(feats, data_.labels, lc);
+      auto U = feats.index_select(0, U_idx);
+      ProjectedFieldConfig pc;
+      pc.temperatures = config_.temperatures;
+      pc.ridge = config_.ridge;
+      pc.repulsion = parse_repulsion(config_.repulsion);
+      const ShardLayout layout{config_.conditional ? data_.num_classes : 1, 1};
+      group->projected = std::make_unique<ProjectedField>(U, data_.labels.index_select(0, U_idx), layout,
+                                                          projected_feature_scale(feats, U), pc);
+      const std::string fingerprint = tensor_fingerprint(feats) + "/" + tensor_fingerprint(data_.labels);
+      const nlohmann::json key = {{"d", config_.dataset}, {"g", name}, {"c", config_.conditional},
+                                  {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
+                                  {"t", config_.temperatures}, {"r", config_.ridge}};
+      const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, name,
+                                            tensor_fingerprint(string_tensor(key.dump())).substr(0, 8));
+      bool loaded = false;
+      if (std::filesystem::exists(cache)) {
+        try {
+          group->projected->load(cache, config_.landmark_strategy, fingerprint);
+          loaded = true;
+        } catch (const Error& e) {
+          std::cerr << "note: rebuilding summaries: " << e.what() << std::endl;
+        }
+      }
+      if (!loaded) {
+        group->projected->add_data(feats, config_.conditional ? data_.labels : torch::Tensor());
+        make_dirs(cache_dir);
+        group->projected->save(cache, config_.landmark_strategy, fingerprint);
+      }
+      std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name, feats.size(1),
+                               U.size(0), group->projected->scale(), group->projected->max_condition_number(),
+                               loaded ? "(from cache " + cache + ")" : "(built, cached at " + cache + ")");
+    }
+    groups_.push_back(std::move(group));
+  }
+  precompute_s_ = since(t0);
+  if (resume) {
+    const std::string ckpt = config_.out_dir + "/checkpoint.pt";
+    DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
+    load_checkpoint(ckpt);
+  }
+  write_json(config_.out_dir + "/config.json", config_.to_json());
+}
+
+Trainer::~Trainer() = default;
+
+std::pair<torch::Tensor, torch::Tensor> Trainer::sample_batch() {
+  const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
+  torch::Tensor labels;
+  if (config_.conditional) {
+    auto classes = std::get<0>(torch::randperm(data_.num_classes, rng_).narrow(0, 0, Nc).sort());
+    labels = classes.repeat_interleave(N);  // class-major: group g holds rows g*N .. g*N+N-1
+  }
+  auto z = torch::randn({Nc * N, config_.noise_dim}, rng_);
+  return {z, labels};
+}
+
+torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const torch::Tensor& labels,
+                                  StepStats* stats, std::vector<torch::Tensor>* targets) {
+  const auto& group = *groups_[g];
+  auto phi = image_features(images, group.name).to(torch::kCPU);
+  if (group.projected) {
+    auto r = group.projected->compute(phi, labels);
+    if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
+    if (targets) targets->push_back(r.target);
+    return r.loss;
+  }
+  // Standard: positives drawn and encoded every step, N_pos per class of the batch.
+  const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class, P = config_.pos_per_class;
+  std::vector<torch::Tensor> pos;
+  for (int64_t c = 0; c < Nc; ++c) {
+    torch::Tensor pool = config_.conditional ? data_.class_index[labels[c * N].item<int64_t>()] : torch::Tensor();
+    const int64_t n = pool.defined() ? pool.numel() : data_.size();
+    auto pick = torch::randint(n, {P}, rng_, torch::kLong);
+    auto idx = pool.defined() ? pool.index_select(0, pick) : pick;
+    torch::NoGradGuard no_grad;
+    pos.push_back(image_features(data_.images.index_select(0, idx), group.name));
+  }
+  auto r = group.standard->compute({phi.reshape({Nc, N, -1}), torch::stack(pos), {}, {}});
+  if (targets) targets->push_back(r.goal.reshape({Nc * N, -1}) * r.coord_scale);
+  return r.loss;
+}
+
+StepStats Trainer::step() {
+  auto [z, labels] = sample_batch();
+  return step_on(z, labels);
+}
+
+StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels) {
+  const auto t0 = Clock::now();
+  StepStats stats;
+  generator_->train();
+  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
+  torch::Tensor loss;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto l = group_loss(g, images, labels, &stats, nullptr);
+    stats.group_loss.push_back(l.item<double>());
+    loss = loss.defined() ? loss + l : l;
+  }
+  stats.loss = loss.item<double>();
+  DRIFTX_CHECK(std::isfinite(stats.loss),
+               "loss became {} at step {}: stopping; the last good checkpoint is kept in {} (try a lower --lr)",
+               stats.loss, step_ + 1, config_.out_dir);
+  const double lr = config_.lr * std::min(1.0, static_cast<double>(step_ + 1) / std::max<int64_t>(1, config_.warmup_steps));
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer_->zero_grad();
+  loss.backward();
+  if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(generator_->parameters(), config_.grad_clip);
+  optimizer_->step();
+  ++step_;
+  update_ema();
+  stats.step = step_;
+  stats.step_seconds = since(t0);
+  return stats;
+}
+
+void Trainer::update_ema() {
+  torch::NoGradGuard no_grad;
+  // Warm-up of the decay, min(ema, (1 + t) / (10 + t)), so short runs get a useful average.
+  const double d = std::min(config_.ema, (1.0 + step_) / (10.0 + step_));
+  auto src = generator_->parameters();
+  auto dst = ema_->parameters();
+  for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(d).add_(src[i].detach(), 1.0 - d);
+}
+
+std::pair<double, std::vector<torch::Tensor>> Trainer::drift_targets(const torch::Tensor& z, const torch::Tensor& labels) {
+  std::vector<torch::Tensor> targets;
+  double total = 0;
+  torch::NoGradGuard no_grad;
+  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
+  for (size_t g = 0; g < groups_.size(); ++g) total += group_loss(g, images, labels, nullptr, &targets).item<double>();
+  return {total, targets};
+}
+
+double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets) {
+  torch::NoGradGuard no_grad;
+  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
+  double total = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    auto phi = image_features(images, groups_[g]->name).to(torch::kCPU);
+    // Targets are in each field's scaled coordinates; compare in the same coordinates.
+    const double s = groups_[g]->projected ? groups_[g]->projected->scale() : 1.0;
+    total += (phi / s - targets[g]).pow(2).mean().item<double>();
+  }
+  return total;
+}
+
+void Trainer::write_samples(const std::string& path, Generator& g) {
+  torch::NoGradGuard no_grad;
+  auto images = g->forward(fixed_z_.to(device_), fixed_labels_.defined() ? fixed_labels_.to(device_) : fixed_labels_);
+  write_png_grid(path, images.to(torch::kCPU), 10);
+}
+
+// ---- checkpoints ----------------------------------------------------------------------------------
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  torch::serialize::OutputArchive archive, gen_ar, ema_ar, opt_ar;
+  generator_->save(gen_ar);
+  ema_->save(ema_ar);
+  optimizer_->save(opt_ar);
+  archive.write("config", string_tensor(config_.to_json().dump()));
+  archive.write("generator_config", string_tensor(generator_->config().to_json().dump()));
+  archive.write("generator", gen_ar);
+  archive.write("ema", ema_ar);
+  archive.write("optimizer", opt_ar);
+  archive.write("step", torch::tensor(step_));
+  archive.write("elapsed_s", torch::tensor(elapsed_before_s_, torch::kFloat64));
+  archive.write("rng", rng_.get_state());
+  std::ostringstream out;
+  archive.save_to(out);
+  write_checkpoint_bytes(path, out.str());
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  std::istringstream in(read_checkpoint_bytes(path));
+  torch::serialize::InputArchive archive, gen_ar, ema_ar, opt_ar;
+  archive.load_from(in);
+  torch::Tensor cfg, step, elapsed, rng;
+  archive.read("config", cfg);
+  const auto stored = TrainConfig::from_json(nlohmann::json::parse(tensor_string(cfg)));
+  // Run-control fields (steps, budget, intervals) may change on resume; what is learned may not.
+  for (const char* key : {"dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class",
+                          "pos_per_class", "temperatures", "landmark_strategy", "landmarks", "ridge", "noise_dim",
+                          "width", "seed"})
+    DRIFTX_CHECK(stored.to_json()[key] == config_.to_json()[key],
+                 "--resume: checkpoint '{}' was trained with {} = {}, this run has {}", path, key,
+                 stored.to_json()[key].dump(), config_.to_json()[key].dump());
+  archive.read("generator", gen_ar);
+  archive.read("ema", ema_ar);
+  archive.read("optimizer", opt_ar);
+  generator_->load(gen_ar);
+  ema_->load(ema_ar);
+  optimizer_->load(opt_ar);
+  archive.read("step", step);
+  archive.read("elapsed_s", elapsed);
+  archive.read("rng", rng);
+  step_ = step.item<int64_t>();
+  elapsed_before_s_ = elapsed.item<double>();
+  rng_.set_state(rng);
+}
+
+Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config) {
+  std::istringstream in(read_checkpoint_bytes(checkpoint_path));
+  torch::serialize::InputArchive archive, gen_ar;
+  archive.load_from(in);
+  torch::Tensor gc;
+  archive.read("generator_config", gc);
+  auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_string(gc)));
+  Generator g(cfg);
+  archive.read(ema ? "ema" : "generator", gen_ar);
+  g->load(gen_ar);
+  g->eval();
+  if (config) *config = cfg;
+  return g;
+}
+
+// ---- the loop -------------------------------------------------------------------------------------
+
+int64_t Trainer::run(const std::atomic<bool>* stop) {
+  const auto t0 = Clock::now();
+  const double budget = config_.time_budget_s;
+  const bool tty = isatty(fileno(stdout));
+  std::ofstream log(config_.out_dir + "/log.jsonl", std::ios::app);
+  DRIFTX_CHECK(log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
+  const std::string ckpt = config_.out_dir + "/checkpoint.pt";
+  auto elapsed = [&] { return elapsed_before_s_ + since(t0); };
+  int64_t done = 0, images_since = 0;
+  double interval_s = 0;
+  // The time budget counts the precompute of a fresh run (equal-deadline comparisons).
+  if (step_ == 0) elapsed_before_s_ += precompute_s_;
+  std::string stop_reason = "step limit";
+  while (true) {
+    if (config_.steps > 0 && step_ >= config_.steps) break;
+    if (budget > 0 && elapsed() >= budget) { stop_reason = "time budget"; break; }
+    if (stop && stop->load()) { stop_reason = "interrupted"; break; }
+    if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
+    StepStats s;
+    try {
+      s = step();
+    } catch (const Error&) {
+      elapsed_before_s_ = elapsed();
+      throw;
+    }
+    ++done;
+    images_since += config_.classes_per_step * config_.gen_per_class;
+    interval_s += s.step_seconds;
+    if (step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps)) {
+      const double ips = images_since / std::max(interval_s, 1e-9);
+      nlohmann::json groups;
+      for (size_t g = 0; g < groups_.size(); ++g) groups[groups_[g]->name] = s.group_loss[g];
+      log << nlohmann::json{{"step", step_}, {"wall_s", elapsed()}, {"loss", s.loss}, {"loss_per_group", groups},
+                            {"images_per_s", ips}, {"clamped_fraction", s.clamped_fraction},
+                            {"step_s", interval_s / std::max<int64_t>(1, config_.log_every)}}
+                 .dump()
+          << std::endl;
+      double remaining = std::numeric_limits<double>::infinity();
+      const double per_step = interval_s / std::max<double>(1, std::min<int64_t>(config_.log_every, done));
+      if (config_.steps > 0) remaining = (config_.steps - step_) * per_step;
+      if (budget > 0) remaining = std::min(remaining, budget - elapsed());
+      const std::string line = fmt::format("step {}{} loss {:.4f} {:.0f} img/s clamped {:.3f} ETA {}", step_,
+                                           config_.steps > 0 ? fmt::format("/{}", config_.steps) : "", s.loss, ips,
+                                           s.clamped_fraction, format_eta(remaining));
+      if (tty) std::cout << "\r" << line << "\033[K" << std::flush; else std::cout << line << std::endl;
+      images_since = 0, interval_s = 0;
+    }
+    if (config_.sample_every > 0 && step_ % config_.sample_every == 0)
+      write_samples(fmt::format("{}/samples/step_{:07d}.png", config_.out_dir, step_), generator_);
+    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
+      const double keep = elapsed_before_s_;
+      elapsed_before_s_ = elapsed();
+      save_checkpoint(ckpt);
+      elapsed_before_s_ = keep;
+    }
+  }
+  if (tty) std::cout << std::endl;
+  elapsed_before_s_ = elapsed();
+  save_checkpoint(ckpt);
+  write_samples(config_.out_dir + "/samples/final.png", generator_);
+  write_samples(config_.out_dir + "/samples/final_ema.png", ema_);
+  std::cout << fmt::format("stopped ({}) at step {} after {:.1f}s; checkpoint {}; samples {}/samples/final_ema.png\n",
+                           stop_reason, step_, elapsed_before_s_, ckpt, config_.out_dir);
+  return done;
+}
+
+}  // namespace driftx
