@@ -80,12 +80,15 @@ void TrainConfig::validate() const {
   DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
   DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "--steps and --time-budget must be >= 0");
   DRIFTX_CHECK(log_every >= 1 && sample_every >= 0 && checkpoint_every >= 0, "--log-every must be >= 1");
-  DRIFTX_CHECK(!temperatures.empty(), "--temps needs at least one temperature");
   for (double t : temperatures) DRIFTX_CHECK(t > 0, "--temps: temperature {} must be positive", t);
   DRIFTX_CHECK(!out_dir.empty(), "--out must name a directory");
   parse_feature_groups(features);
   parse_landmark_strategy(landmark_strategy);
   parse_repulsion(repulsion);
+}
+
+std::vector<double> default_temperatures(const std::string& method) {
+  return method == "standard" ? std::vector<double>{0.02, 0.05, 0.2} : std::vector<double>{0.1, 0.2, 0.5};
 }
 
 double parse_duration(const std::string& text, const std::string& what) {
@@ -112,6 +115,7 @@ struct Trainer::Group {
 Trainer::Trainer(TrainConfig config, bool resume)
     : config_(std::move(config)), device_(parse_device(config_.device)),
       rng_(at::detail::createCPUGenerator(config_.seed)) {
+  if (config_.temperatures.empty()) config_.temperatures = default_temperatures(config_.method);
   config_.validate();
   const auto t0 = Clock::now();
   data_ = load_dataset(config_.dataset, "train", config_.data_dir);

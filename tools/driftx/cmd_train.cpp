@@ -18,7 +18,7 @@ void on_sigint(int) { g_stop.store(true); }
 
 struct TrainArgs {
   TrainConfig config;
-  std::string temps = "0.02,0.05,0.2", time_budget, config_file;
+  std::string temps, time_budget, config_file;
   bool unconditional = false, resume = false;
 };
 
@@ -38,7 +38,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--classes-per-step", c.classes_per_step, "N_c: classes per step")->capture_default_str();
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
   cmd->add_option("--pos-per-class", c.pos_per_class, "N_pos: real positives per class per step (standard)")->capture_default_str();
-  cmd->add_option("--temps", a.temps, "Comma-separated temperatures")->capture_default_str();
+  cmd->add_option("--temps", a.temps, "Comma-separated temperatures (default: driftxpress 0.1,0.2,0.5; standard 0.02,0.05,0.2)");
   cmd->add_option("--affinity-floor", c.affinity_floor, "Affinity floor of the standard field")->capture_default_str();
   cmd->add_option("--landmark-strategy", c.landmark_strategy, "Landmark selection (driftxpress)")->capture_default_str();
   cmd->add_option("--landmarks", c.landmarks, "Total landmarks per feature group (driftxpress)")->capture_default_str();
@@ -71,7 +71,7 @@ void add_train_command(CLI::App& app) {
         if (value != defaults[key]) merged[key] = value;
       config = TrainConfig::from_json(merged);
     }
-    if (cmd->count("--temps") || a.config_file.empty()) config.temperatures = parse_temperatures(a.temps);
+    if (!a.temps.empty()) config.temperatures = parse_temperatures(a.temps);
     if (a.unconditional) config.conditional = false;
     if (!a.time_budget.empty()) config.time_budget_s = parse_duration(a.time_budget);
     if (config.steps == 0 && config.time_budget_s == 0)
