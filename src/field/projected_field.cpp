@@ -338,28 +338,30 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
                "exact attraction: class-conditional queries need one label per real sample");
   auto x = xs.to(torch::kFloat32);
   const size_t nt = tau_effs.size();
-  // Running minimum distance per query: the ratio is invariant to a common factor exp(dmin / tau),
-  // so rescaling keeps every query's largest weight at 1 (no underflow far from the data).
-  auto dmin = torch::full({B}, std::numeric_limits<float>::infinity(), torch::kFloat64);
+  const float inf = std::numeric_limits<float>::infinity();
+  // Running minimum distance per query: the ratio is invariant to a common factor exp(dmin / tau), so
+  // rescaling keeps each query's largest weight at 1 (no underflow far from the data). Kernel work is
+  // float32; only the B x D accumulators are float64.
+  auto dmin = torch::full({B}, inf);
   std::vector<torch::Tensor> num(nt), den(nt);
   for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, D}, torch::kFloat64), den[t] = torch::zeros({B}, torch::kFloat64);
   auto qlab = per_class ? labels.to(torch::kLong).reshape({-1, 1}) : torch::Tensor();
   for (int64_t start = 0; start < real_scaled.size(0); start += chunk) {
     const int64_t n = std::min(chunk, real_scaled.size(0) - start);
     auto y = real_scaled.narrow(0, start, n).to(torch::kFloat32);
-    auto dist = euclidean_distances(x, y).to(torch::kFloat64);  // B x n
-    if (per_class) {
-      auto same = qlab == real_labels.narrow(0, start, n).to(torch::kLong).reshape({1, -1});
-      dist.masked_fill_(same.logical_not(), std::numeric_limits<double>::infinity());
-    }
+    auto dist = euclidean_distances(x, y);  // B x n
+    if (per_class)
+      dist.masked_fill_((qlab != real_labels.narrow(0, start, n).to(torch::kLong).reshape({1, -1})), inf);
     auto new_min = torch::minimum(dmin, std::get<0>(dist.min(1)));
-    auto finite_min = torch::where(torch::isinf(new_min), torch::zeros_like(new_min), new_min);
+    auto ref = torch::where(torch::isinf(new_min), torch::zeros_like(new_min), new_min);
+    auto shifted = dist.sub_(ref.unsqueeze(1));  // >= 0 where finite
     for (size_t t = 0; t < nt; ++t) {
-      auto rescale = torch::where(torch::isinf(dmin), torch::zeros_like(dmin),
-                                  ((dmin - finite_min) * (-1.0 / tau_effs[t])).exp());
-      auto K = ((dist - finite_min.unsqueeze(1)) * (-1.0 / tau_effs[t])).exp_();
-      num[t].mul_(rescale.unsqueeze(1)).add_(torch::matmul(K.to(torch::kFloat32), y).to(torch::kFloat64));
-      den[t].mul_(rescale).add_(K.sum(1));
+      const double inv_tau = -1.0 / tau_effs[t];
+      auto rescale = torch::where(torch::isinf(dmin), torch::zeros_like(dmin), ((dmin - ref) * inv_tau).exp());
+      auto K = shifted * inv_tau;
+      K.exp_();
+      num[t].mul_(rescale.unsqueeze(1).to(torch::kFloat64)).add_(torch::matmul(K, y).to(torch::kFloat64));
+      den[t].mul_(rescale.to(torch::kFloat64)).add_(K.sum(1).to(torch::kFloat64));
     }
     dmin = new_min;
   }

@@ -257,3 +257,20 @@ TEST(ProjectedField, RejectsBadInputs) {
   EXPECT_THROW(ProjectedField(d.U, d.ulab, {3, 3}, 0.0, cfg), Error);  // scale must be positive
   EXPECT_THROW(parse_repulsion("approx"), Error);
 }
+
+TEST(ExactAttraction, StreamedMatchesDirectFloat64IncludingFarQueries) {
+  auto d = make_data(300, 5, 3, 10, 12, 29);
+  auto xs = torch::cat({d.X, d.X.narrow(0, 0, 3) + 40.0});  // 3 queries far from the data
+  auto xl = torch::cat({d.xlab, d.xlab.narrow(0, 0, 3)});
+  for (bool per_class : {false, true}) {
+    auto got = exact_attractions(xs, d.Y, {0.3, 2.0}, per_class ? xl : torch::Tensor(),
+                                 per_class ? d.ylab : torch::Tensor(), /*chunk=*/64);
+    for (size_t t = 0; t < 2; ++t) {
+      const double te = t == 0 ? 0.3 : 2.0;
+      auto logits = -torch::cdist(f64(xs), f64(d.Y)).pow(2).clamp_min(1e-8).sqrt() / te;
+      if (per_class) logits.masked_fill_(xl.unsqueeze(1) != d.ylab.unsqueeze(0), -INFINITY);
+      auto w = torch::softmax(logits, 1);  // stable form of k / sum k
+      EXPECT_LT(rel_err(got[t], w.matmul(f64(d.Y))), 1e-5) << "per_class=" << per_class << " t=" << t;
+    }
+  }
+}
