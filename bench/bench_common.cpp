@@ -105,7 +105,9 @@ double peak_rss_mib() {
 
 MemoryAdded measure_memory_added(const std::function<void()>& fn) {
   MemoryAdded m;
+#ifdef __GLIBC__
   malloc_trim(0);  // freed heap pages back to the OS: RSS before is what is live
+#endif
   m.rss_before_mib = current_rss_mib();
   if (reset_peak_rss() && proc_status_mib("VmHWM") >= 0) {
     fn();
