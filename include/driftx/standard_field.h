@@ -12,6 +12,9 @@ struct StandardFieldConfig {
   std::vector<double> temperatures{0.02, 0.05, 0.2};
   double affinity_floor = 1e-6;  // A = sqrt(max(p_row * p_col, floor)); 0 disables the floor
   double self_exclusion = 100.0; // added to the normalised self-distance of each generated sample
+  // Performance only: the N x T elementwise work runs over blocks of rows of about this many entries
+  // (2^20 float32 = 4 MiB), so it stays in cache. Results do not depend on it beyond rounding.
+  int64_t block_elements = int64_t(1) << 20;
 };
 
 // Inputs for G groups processed in one call (classes, or feature locations), all with the same

@@ -1,5 +1,7 @@
 #include "driftx/standard_field.h"
 
+#include <algorithm>
+
 #include "driftx/error.h"
 #include "driftx/kernel.h"
 
@@ -54,36 +56,87 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in) const {
       wT.narrow(1, N, U).copy_(w.numel() == 1 ? w.expand({G, 1}).expand({G, U}) : w.unsqueeze(1).expand({G, U}));
     }
     auto dist = euclidean_distances(X, targets);  // G x N x T
-    // Step 3: one scale for the whole call.
-    auto w_rows = wT.unsqueeze(1);                 // G x 1 x T
-    const double s = ((dist * w_rows).mean() / wT.mean()).item<double>();
+    // Step 3: one scale for the whole call: sum_ij w_j d_ij / sum_ij w_j, via the column sums (no
+    // G x N x T temporary).
+    const double s = ((dist.sum(1) * wT).sum().item<double>() / static_cast<double>(G * N * T)) /
+                     wT.mean().item<double>();
     const double c = std::max(s / std::sqrt(static_cast<double>(D)), 1e-3);
     out.scale = s;
     out.coord_scale = c;
     auto Xs = X / c;
-    auto Ts = targets / c;
-    // Normalised distances, with self-exclusion on the generated block's diagonal (step 4).
-    auto dn = dist.div_(std::max(s, 1e-3));
-    dn.narrow(2, 0, N).diagonal(0, 1, 2).add_(config_.self_exclusion);
+    auto Ts = targets.div_(c);  // targets are not needed unscaled any more
     const double sqrt_floor = std::sqrt(config_.affinity_floor);
+    torch::Tensor w_neg;  // G x 1 x 1 (or 1 x 1 x 1): the weight of the negatives' columns
+    if (U > 0) w_neg = wT.narrow(1, N, 1).unsqueeze(2);
 
-    // Scratch coefficient matrix reused across temperatures: memory stays at a few G x N x T.
+    // The N x T work runs over blocks of rows small enough to stay in cache, so each elementwise step
+    // reads and writes cache rather than memory. Every row-wise quantity of a block depends only on
+    // that block; column-wise ones (the column logsumexp) are accumulated over the blocks first.
+    const int64_t rows_per_block =
+        std::clamp<int64_t>(config_.block_elements / std::max<int64_t>(G * T, 1), 1, N);
+    auto for_blocks = [&](const auto& body) {
+      for (int64_t i0 = 0; i0 < N; i0 += rows_per_block) body(i0, std::min(rows_per_block, N - i0));
+    };
+    auto scratch = torch::empty({G, rows_per_block, T}, opts);
+
+    // Normalised distances, with self-exclusion on the generated block's diagonal (step 4), and the
+    // row and column minima: with k = -1/tau < 0, max_j fl(k d_ij) = fl(k min_j d_ij) exactly, so the
+    // logsumexp shifts of every temperature come from these two vectors.
+    auto dn = dist;
+    const double s_div = std::max(s, 1e-3);
+    auto dmin_row = torch::empty({G, N, 1}, opts);
+    auto dmin_col = torch::empty({G, 1, T}, opts);
+    for_blocks([&](int64_t i0, int64_t b) {
+      auto d = dn.narrow(1, i0, b);
+      d.div_(s_div);
+      d.narrow(2, i0, b).diagonal(0, 1, 2).add_(config_.self_exclusion);
+      auto mr = dmin_row.narrow(1, i0, b);
+      at::amin_out(mr, d, {2}, true);
+      if (i0 == 0)
+        at::amin_out(dmin_col, d, {1}, true);
+      else
+        dmin_col.copy_(torch::minimum(dmin_col, d.amin(1, true)));
+    });
+
+    // Coefficient matrix reused across temperatures: memory stays at two G x N x T (dn and A).
+    auto A = torch::empty({G, N, T}, opts);
+    auto lse_row = torch::empty({G, N, 1}, opts), lse_col = torch::empty({G, 1, T}, opts);
+    auto rs_n = torch::empty({G, N, 1}, opts), rs_p = torch::empty({G, N, 1}, opts);
+    auto coef_rowsum = torch::empty({G, N, 1}, opts);
     auto drift_sum = torch::zeros_like(Xs);
     for (double tau : config_.temperatures) {
-      auto logits = dn * (-1.0 / tau);
-      // sqrt(softmax_row * softmax_col) = exp(l - lse_row/2 - lse_col/2): one exp, no underflow of
-      // the product before the square root.
-      auto lse_row = logits.logsumexp(2, true);  // G x N x 1 (over targets)
-      auto lse_col = logits.logsumexp(1, true);  // G x 1 x T (over generated)
-      auto A = logits.sub_(lse_row.mul(0.5)).sub_(lse_col.mul(0.5)).exp_();
-      if (sqrt_floor > 0) A.clamp_min_(sqrt_floor);
-      A.mul_(w_rows);
-      auto An = A.narrow(2, 0, N + U), Ap = A.narrow(2, N + U, P);
-      auto rs_n = An.sum(2, true), rs_p = Ap.sum(2, true);  // G x N x 1
-      // Coefficients in place: negatives -An * rowsum(Ap), positives Ap * rowsum(An).
-      An.mul_(rs_p).neg_();
-      Ap.mul_(rs_n);
-      auto coef_rowsum = A.sum(2, true);  // zero up to rounding
+      // logits = k * dn. sqrt(softmax_row * softmax_col) = exp(l - lse_row/2 - lse_col/2): one exp,
+      // no underflow of the product before the square root.
+      const auto k = torch::scalar_tensor(-1.0 / tau, opts);
+      auto max_row = dmin_row * k, max_col = dmin_col * k;  // the logits' row and column maxima
+      lse_col.zero_();
+      for_blocks([&](int64_t i0, int64_t b) {
+        auto d = dn.narrow(1, i0, b);
+        auto S = scratch.narrow(1, 0, b);
+        at::mul_out(S, d, k).sub_(max_row.narrow(1, i0, b)).exp_();
+        auto lr = lse_row.narrow(1, i0, b);
+        at::sum_out(lr, S, {2}, true);
+        at::mul_out(S, d, k).sub_(max_col).exp_();
+        lse_col.add_(S.sum(1, true));
+      });
+      lse_row.log_().add_(max_row);  // logsumexp = log(sum exp(l - max)) + max
+      lse_col.log_().add_(max_col);
+      auto half_row = lse_row * 0.5, half_col = lse_col * 0.5;
+      for_blocks([&](int64_t i0, int64_t b) {
+        auto Ab = A.narrow(1, i0, b);
+        at::mul_out(Ab, dn.narrow(1, i0, b), k).sub_(half_row.narrow(1, i0, b)).sub_(half_col).exp_();
+        if (sqrt_floor > 0) Ab.clamp_min_(sqrt_floor);
+        if (U > 0) Ab.narrow(2, N, U).mul_(w_neg);  // column weights: 1 elsewhere
+        auto An = Ab.narrow(2, 0, N + U), Ap = Ab.narrow(2, N + U, P);
+        auto rn = rs_n.narrow(1, i0, b), rp = rs_p.narrow(1, i0, b);
+        at::sum_out(rn, An, {2}, true);
+        at::sum_out(rp, Ap, {2}, true);
+        // Coefficients in place: negatives -An * rowsum(Ap), positives Ap * rowsum(An).
+        An.mul_(rp).neg_();
+        Ap.mul_(rn);
+        auto cr = coef_rowsum.narrow(1, i0, b);
+        at::sum_out(cr, Ab, {2}, true);  // zero up to rounding
+      });
       auto F = torch::matmul(A, Ts).sub_(coef_rowsum * Xs);
       out.drift_rms.push_back(F.pow(2).mean().sqrt().item<double>());
       drift_sum.add_(normalize_drift(F, DriftNorm::ClampMeanSquare));

@@ -1,0 +1,82 @@
+// Shared plumbing of the `driftx bench ...` subcommands: wall-clock timing (warm-up + median of
+// repeats), memory added by one call, machine/config description, list parsing and a markdown table.
+//
+// What is measured:
+//  * time_call: std::chrono::steady_clock around each call; `warmup` untimed calls first (they pay
+//    one-off costs: OpenBLAS buffers, allocator growth, page faults of first-touch memory), then
+//    `repeats` timed calls; the median is the headline number, min and max are kept.
+//  * measure_memory_added: resident memory (RSS) the call adds at its peak, from Linux's own
+//    accounting. Before the call malloc_trim(0) hands freed heap pages back to the OS, VmRSS is
+//    read, and the kernel's peak-RSS mark (VmHWM) is reset to it by writing "5" to
+//    /proc/self/clear_refs; after the call, added = VmHWM - VmRSS(before). This counts every page
+//    the call touched (tensors, temporaries, outputs it returns, BLAS scratch), whether LibTorch got
+//    it from the heap or from mmap. Where clear_refs cannot be written the fallback is the growth of
+//    getrusage's ru_maxrss (the process-lifetime peak), which is only a lower bound: it stays 0 when
+//    an earlier, larger call already set the peak. The `method` field says which one was used.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace driftx::bench {
+
+// ---- timing ----------------------------------------------------------------------------------
+struct Timing {
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+  std::vector<double> samples_ms;  // the timed repeats, in run order
+};
+// Runs fn `warmup` times untimed, then `repeats` (>= 1) timed calls.
+Timing time_call(const std::function<void()>& fn, int repeats, int warmup = 1);
+
+// ---- memory ----------------------------------------------------------------------------------
+struct MemoryAdded {
+  double peak_added_mib = 0;  // peak RSS during the call minus RSS just before it
+  double rss_before_mib = 0;
+  std::string method;         // "VmHWM after clear_refs" or "ru_maxrss growth (lower bound)"
+};
+MemoryAdded measure_memory_added(const std::function<void()>& fn);
+double current_rss_mib();  // /proc/self/statm resident pages
+double peak_rss_mib();     // getrusage(RUSAGE_SELF).ru_maxrss: the process-lifetime peak
+
+// ---- machine and configuration ---------------------------------------------------------------
+struct MachineInfo {
+  int threads = 0;            // at::get_num_threads()
+  std::string blas;           // BLAS_INFO from at::show_config(), "unknown" if absent
+  std::vector<std::string> blas_libraries;  // BLAS libraries mapped into the process (/proc/self/maps)
+  std::string torch_version;  // TORCH_VERSION
+  std::string cpu;            // first "model name" of /proc/cpuinfo
+  int hardware_threads = 0;   // std::thread::hardware_concurrency()
+};
+MachineInfo machine_info();
+nlohmann::json to_json(const MachineInfo& m);
+std::string header_line(const MachineInfo& m);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
+
+// "256,1024" -> {256, 1024}; every value must be an integer >= min_value. Errors name `what`.
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min_value = 1);
+
+// ---- output ----------------------------------------------------------------------------------
+// A GitHub-flavoured markdown table; numeric-looking cells are right-aligned.
+class MarkdownTable {
+ public:
+  explicit MarkdownTable(std::vector<std::string> headers);
+  void add_row(std::vector<std::string> cells);
+  void print(std::ostream& os) const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Number formatting for tables: fixed with `decimals` digits.
+std::string fixed(double v, int decimals);
+
+// ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
+void add_bench_field_standard(CLI::App& bench);
+
+}  // namespace driftx::bench
