@@ -78,5 +78,7 @@ std::string fixed(double v, int decimals);
 
 // ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
 void add_bench_field_standard(CLI::App& bench);
+void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
+void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
 
 }  // namespace driftx::bench

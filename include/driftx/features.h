@@ -17,8 +17,15 @@ namespace driftx {
 //   patch4_stats  the same over 4x4 patches, 2*C*H*W/16
 //   sq_mean       per-channel mean of x^2, C
 // "multiscale" expands to pixels,pool2,pool4,mean_std,patch2_stats,patch4_stats,sq_mean.
+//   torchscript:PATH   a frozen TorchScript encoder (exported from Python) mapping images to one tensor or
+//                      a list of tensors; output k becomes group "torchscript:PATH#k" (flattened per sample).
+//                      Gradients flow through it to the images; its parameters are never trained.
 std::vector<std::string> feature_group_names();
 std::vector<std::string> parse_feature_groups(const std::string& spec);  // "pixels,pool2,pool4" / "multiscale"
+
+// Expands torchscript:PATH entries into one group per encoder output by running the encoder once on
+// `probe` (a few images of the dataset's shape). Other groups pass through unchanged.
+std::vector<std::string> expand_feature_groups(const std::vector<std::string>& groups, const torch::Tensor& probe);
 
 // One group of features, B x D, differentiable through `images`.
 torch::Tensor image_features(const torch::Tensor& images, const std::string& group);

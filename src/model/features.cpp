@@ -1,6 +1,11 @@
 #include "driftx/features.h"
 
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <sstream>
+
+#include <torch/script.h>
 
 #include "driftx/error.h"
 
@@ -15,7 +20,56 @@ torch::Tensor patch_stats(const torch::Tensor& x, int64_t k) {
   return torch::cat({mean.flatten(1), var.sqrt().flatten(1)}, 1);
 }
 
+constexpr const char* kTorchScript = "torchscript:";
+
+bool is_torchscript(const std::string& group) { return group.rfind(kTorchScript, 0) == 0; }
+
+// Encoders are loaded once per path and kept frozen (eval mode, no parameter gradients).
+torch::jit::Module& encoder(const std::string& path) {
+  static std::map<std::string, torch::jit::Module> cache;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(path);
+  if (it == cache.end()) {
+    torch::jit::Module m;
+    try {
+      m = torch::jit::load(path);
+    } catch (const c10::Error&) {
+      fail("feature encoder '{}' cannot be loaded as TorchScript: export it with torch.jit.script(...).save(path)", path);
+    }
+    m.eval();
+    for (auto p : m.parameters()) p.requires_grad_(false);
+    it = cache.emplace(path, std::move(m)).first;
+  }
+  return it->second;
+}
+
+std::vector<torch::Tensor> encoder_outputs(const std::string& path, const torch::Tensor& images) {
+  auto out = encoder(path).forward({images});
+  std::vector<torch::Tensor> maps;
+  if (out.isTensor()) maps.push_back(out.toTensor());
+  else if (out.isTensorList()) for (const auto& t : out.toTensorList()) maps.push_back(t);
+  else if (out.isList()) for (const auto& v : out.toListRef()) maps.push_back(v.toTensor());
+  else if (out.isTuple()) for (const auto& v : out.toTupleRef().elements()) maps.push_back(v.toTensor());
+  else fail("feature encoder '{}' must return a tensor or a list/tuple of tensors", path);
+  return maps;
+}
+
 }  // namespace
+
+std::vector<std::string> expand_feature_groups(const std::vector<std::string>& groups, const torch::Tensor& probe) {
+  std::vector<std::string> out;
+  for (const auto& g : groups) {
+    if (!is_torchscript(g)) {
+      out.push_back(g);
+      continue;
+    }
+    torch::NoGradGuard no_grad;
+    const auto n = encoder_outputs(g.substr(std::strlen(kTorchScript)), probe).size();
+    for (size_t k = 0; k < n; ++k) out.push_back(fmt::format("{}#{}", g, k));
+  }
+  return out;
+}
 
 std::vector<std::string> feature_group_names() {
   return {"pixels", "pool2", "pool4", "mean_std", "patch2_stats", "patch4_stats", "sq_mean"};
@@ -31,8 +85,13 @@ std::vector<std::string> parse_feature_groups(const std::string& spec) {
       out.insert(out.end(), known.begin(), known.end());
       continue;
     }
+    if (is_torchscript(item)) {
+      DRIFTX_CHECK(item.size() > std::strlen(kTorchScript), "feature group 'torchscript:' needs a path: torchscript:PATH");
+      out.push_back(item);
+      continue;
+    }
     DRIFTX_CHECK(std::find(known.begin(), known.end(), item) != known.end(),
-                 "unknown feature group '{}': use multiscale or a list of {}", item, fmt::join(known, ", "));
+                 "unknown feature group '{}': use multiscale, torchscript:PATH or a list of {}", item, fmt::join(known, ", "));
     out.push_back(item);
   }
   DRIFTX_CHECK(!out.empty(), "no feature group given: use e.g. pixels,pool2,pool4");
@@ -53,6 +112,15 @@ torch::Tensor image_features(const torch::Tensor& images, const std::string& gro
   if (group == "patch2_stats") return patch_stats(x, 2);
   if (group == "patch4_stats") return patch_stats(x, 4);
   if (group == "sq_mean") return (x * x).mean({2, 3});
+  if (is_torchscript(group)) {
+    const auto hash = group.rfind('#');
+    const std::string path = group.substr(std::strlen(kTorchScript), hash == std::string::npos ? std::string::npos
+                                                                                                : hash - std::strlen(kTorchScript));
+    const size_t k = hash == std::string::npos ? 0 : std::stoul(group.substr(hash + 1));
+    auto maps = encoder_outputs(path, x);
+    DRIFTX_CHECK(k < maps.size(), "feature encoder '{}' returned {} outputs, group #{} does not exist", path, maps.size(), k);
+    return maps[k].flatten(1);
+  }
   fail("unknown feature group '{}': use one of {}", group, fmt::join(feature_group_names(), ", "));
 }
 

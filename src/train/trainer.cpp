@@ -152,7 +152,7 @@ Trainer::Trainer(TrainConfig config, bool resume)
   const std::string cache_dir = config_.cache_dir.empty()
                                     ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
                                     : config_.cache_dir;
-  for (const auto& name : parse_feature_groups(config_.features)) {
+  for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
     group->name = name;
     if (config_.method == "standard") {

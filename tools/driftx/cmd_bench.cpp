@@ -6,9 +6,11 @@
 namespace driftx::cli {
 
 void add_bench_command(CLI::App& app) {
-  auto* bench = app.add_subcommand("bench", "Benchmarks: time and memory of the fields on random inputs");
+  auto* bench = app.add_subcommand("bench", "Benchmarks: time and memory of the fields and of training steps");
   bench->require_subcommand(1);
   driftx::bench::add_bench_field_standard(*bench);
+  driftx::bench::add_bench_field(*bench);
+  driftx::bench::add_bench_train_step(*bench);
 }
 
 }  // namespace driftx::cli
