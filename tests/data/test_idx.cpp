@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include "temp_dir_test.h"
 #include <zlib.h>
 
 #include <cstdlib>
@@ -14,20 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class Idx : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("driftx_idx_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
-};
+using Idx = testing_support::TempDirTest;
 
 // IDX bytes: 00 00 <type> <ndim>, big-endian uint32 dims, payload.
 std::string idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& payload, uint8_t type = 0x08) {

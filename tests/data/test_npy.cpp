@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "temp_dir_test.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,21 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test, removed afterwards.
-class Npy : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("driftx_npy_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
-};
+using Npy = testing_support::TempDirTest;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "temp_dir_test.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,20 +17,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class GeneratorTest : public ::testing::Test {
+class GeneratorTest : public testing_support::TempDirTest {
  protected:
   void SetUp() override {
+    TempDirTest::SetUp();
     torch::manual_seed(0);
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("driftx_gen_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
 };
 
 GeneratorConfig mnist(int64_t num_classes = 0, bool alpha = false, int64_t width = 32) {
