@@ -8,7 +8,7 @@ cd "$here"
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libstb-dev libfmt-dev
-  zlib1g-dev libgloo-dev dataset-fashion-mnist npm python3-numpy)
+  zlib1g-dev libssl-dev libgloo-dev dataset-fashion-mnist npm python3-numpy)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
