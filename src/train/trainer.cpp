@@ -8,11 +8,13 @@
 #include <sstream>
 
 #include "driftx/error.h"
+#include "driftx/evaluator.h"
 #include "driftx/features.h"
 #include "driftx/files.h"
 #include "driftx/image_io.h"
 #include "driftx/landmarks.h"
 #include "driftx/runtime.h"
+#include "driftx/sha256.h"
 #include "driftx/train.h"
 
 namespace driftx {
@@ -106,6 +108,35 @@ double parse_duration(const std::string& text, const std::string& what) {
 
 // ---- feature groups -----------------------------------------------------------------------------
 
+namespace {
+
+// The FID evaluator must never shape the samples it later scores (SPEC §6): refuse a torchscript
+// feature map that is an evaluator file, by content (SHA-256) or by living in the models directory.
+void refuse_evaluator_features(const std::vector<std::string>& groups) {
+  const std::string prefix = "torchscript:";
+  for (const auto& g : groups) {
+    if (g.rfind(prefix, 0) != 0) continue;
+    const std::string path = g.substr(prefix.size());
+    const auto canonical = std::filesystem::weakly_canonical(path);
+    const auto models = std::filesystem::weakly_canonical(resolve_models_dir());
+    const bool in_models = canonical.parent_path() == models;
+    const std::string sha = std::filesystem::exists(path) ? sha256_file_hex(path) : "";
+    for (const auto& d : dataset_names()) {
+      std::string eval_sha;
+      try {
+        eval_sha = evaluator_sha256(d);
+      } catch (const Error&) {
+        continue;  // no shipped evaluator for this dataset
+      }
+      DRIFTX_CHECK(!in_models && sha != eval_sha,
+                   "--features {}: that is the FID evaluator ({}); a training feature map must never be the "
+                   "evaluation network. Use pixels/multiscale or another encoder", path, d);
+    }
+  }
+}
+
+}  // namespace
+
 struct Trainer::Group {
   std::string name;
   std::unique_ptr<ProjectedField> projected;  // driftxpress
@@ -152,6 +183,7 @@ Trainer::Trainer(TrainConfig config, bool resume)
   const std::string cache_dir = config_.cache_dir.empty()
                                     ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
                                     : config_.cache_dir;
+  refuse_evaluator_features(parse_feature_groups(config_.features));
   for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
     group->name = name;

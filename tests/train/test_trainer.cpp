@@ -6,6 +6,7 @@
 
 #include "driftx/data.h"
 #include "driftx/error.h"
+#include "driftx/evaluator.h"
 #include "driftx/files.h"
 #include "driftx/image_io.h"
 #include "driftx/train.h"
@@ -174,6 +175,26 @@ TEST(Trainer, TimeBudgetStopsCleanly) {
   Trainer t(cfg);
   EXPECT_EQ(t.run(), 0);
   EXPECT_TRUE(std::filesystem::exists(cfg.out_dir + "/checkpoint.pt"));
+}
+
+TEST(Trainer, RefusesTheFidEvaluatorAsTrainingFeatures) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  const auto weights = evaluator_weights_path("mnist");
+  if (!std::filesystem::exists(weights)) GTEST_SKIP() << "no shipped evaluator";
+  auto dir = fresh_dir("refuse_eval");
+  auto cfg = tiny("driftxpress", dir);
+  // A byte-identical copy elsewhere is refused by its SHA-256, the file itself by its location.
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(weights, dir + "/copy.pt");
+  for (const auto& path : {weights, dir + "/copy.pt"}) {
+    cfg.features = "pixels,torchscript:" + path;
+    try {
+      Trainer t(cfg);
+      FAIL() << "evaluator accepted as a feature map: " << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("FID evaluator"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Trainer, ParsesDurationsAndValidatesConfig) {
