@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "temp_dir_test.h"
+#include "test_support.h"
 #include <zlib.h>
 
 #include <cstdlib>
@@ -37,17 +37,7 @@ void write_file(const std::string& path, const std::string& bytes, bool gzip = f
   }
 }
 
-template <typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected driftx::Error containing '" << parts.front() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
+using testing_support::expect_error;
 
 // 4 images of 2x3 pixels, labels {2, 0, 2, 1} over 4 classes (class 3 empty).
 const std::vector<uint8_t> kPixels = {0,   255, 1,   254, 127, 128,  //

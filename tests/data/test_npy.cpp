@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "temp_dir_test.h"
+#include "test_support.h"
 
 #include <cmath>
 #include <cstring>
@@ -48,18 +48,7 @@ std::string raw(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
-// Runs `fn`, expects a driftx::Error whose message contains every one of `parts`.
-template <typename Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected driftx::Error containing '" << parts.front() << "'";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
-}
+using testing_support::expect_error;
 
 const std::string kDict23 = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
 const std::vector<float> kValues23 = {0.5f, -1.25f, 3.0f, 1e-3f, -0.0f, 42.0f};

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "temp_dir_test.h"
+#include "test_support.h"
 
 #include <cstdlib>
 #include <filesystem>
