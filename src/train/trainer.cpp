@@ -421,7 +421,8 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   const auto t0 = Clock::now();
   const double budget = config_.time_budget_s;
   const bool tty = isatty(fileno(stdout));
-  std::ofstream log(config_.out_dir + "/log.jsonl", std::ios::app);
+  // A resumed run appends to its log; a fresh run in an old directory starts a new one.
+  std::ofstream log(config_.out_dir + "/log.jsonl", step_ > 0 ? std::ios::app : std::ios::trunc);
   DRIFTX_CHECK(log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
   const std::string ckpt = config_.out_dir + "/checkpoint.pt";
   auto elapsed = [&] { return elapsed_before_s_ + since(t0); };

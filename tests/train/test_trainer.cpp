@@ -46,6 +46,14 @@ TrainConfig tiny(const std::string& method, const std::string& dir) {
   return c;
 }
 
+int64_t log_lines(const std::string& run_dir) {
+  std::ifstream log(run_dir + "/log.jsonl");
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(log, line)) ++n;
+  return n;
+}
+
 std::vector<torch::Tensor> params_of(Generator& g) {
   std::vector<torch::Tensor> out;
   for (auto& p : g->parameters()) out.push_back(p.detach().clone());
@@ -126,6 +134,14 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   EXPECT_EQ(c.step_count(), 2);
   c.run();
   EXPECT_EQ(c.step_count(), 4);
+  EXPECT_EQ(log_lines(part.out_dir), 4);  // the resumed run appended to the log
+  {
+    auto fresh = part;
+    fresh.steps = 1;
+    Trainer d(fresh);  // not resumed: starts over, with a new log
+    d.run();
+    EXPECT_EQ(log_lines(part.out_dir), 1);
+  }
   auto pa = params_of(a.generator()), pc = params_of(c.generator());
   auto ea = params_of(a.ema_generator()), ec = params_of(c.ema_generator());
   ASSERT_EQ(pa.size(), pc.size());

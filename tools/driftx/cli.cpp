@@ -15,6 +15,8 @@ int run(int argc, char** argv) {
   CLI::App app{"driftx: train one-step drifting generators with the exact standard field or the "
                "DriftXpress projected RKHS field."};
   app.require_subcommand(1);
+  // A flag given twice takes its last value, so wrappers (scripts/run.sh) can be overridden.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
   app.set_version_flag("--version", "driftx 0.1.0");
   add_field_command(app);
