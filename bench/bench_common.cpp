@@ -190,27 +190,6 @@ std::string header_line(const MachineInfo& m) {
                      blas, m.torch_version, m.cpu);
 }
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min_value) {
-  std::vector<int64_t> values;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    item = trim(item);
-    size_t used = 0;
-    long long value = 0;
-    try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    DRIFTX_CHECK(used > 0 && used == item.size() && value >= min_value,
-                 "{}: '{}' is not an integer >= {} (expected a list such as 256,1024)", what, item, min_value);
-    values.push_back(value);
-  }
-  DRIFTX_CHECK(!values.empty(), "{}: no value given (expected a list such as 256,1024)", what);
-  return values;
-}
-
 MarkdownTable::MarkdownTable(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 
 void MarkdownTable::add_row(std::vector<std::string> cells) {

@@ -24,6 +24,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "driftx/parse.h"
+
 namespace driftx::bench {
 
 // ---- timing ----------------------------------------------------------------------------------
@@ -57,8 +59,7 @@ MachineInfo machine_info();
 nlohmann::json to_json(const MachineInfo& m);
 std::string header_line(const MachineInfo& m);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
 
-// "256,1024" -> {256, 1024}; every value must be an integer >= min_value. Errors name `what`.
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min_value = 1);
+using driftx::parse_int_list;  // "256,1024" -> {256, 1024} (driftx/parse.h)
 
 // ---- output ----------------------------------------------------------------------------------
 // A GitHub-flavoured markdown table; numeric-looking cells are right-aligned.

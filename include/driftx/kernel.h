@@ -23,7 +23,4 @@ double effective_temperature(double tau, int64_t dim);
 enum class DriftNorm { ClampMeanSquare, AddEps };
 torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps = 1e-8);
 
-// Parses "0.02,0.05,0.2" into positive temperatures; throws driftx::Error naming `what` otherwise.
-std::vector<double> parse_temperatures(const std::string& text, const std::string& what = "--temps");
-
 }  // namespace driftx

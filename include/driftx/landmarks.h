@@ -47,6 +47,10 @@ torch::Tensor select_landmarks(const torch::Tensor& features, const torch::Tenso
 // is redistributed over the others. total > sum(class_sizes) is a driftx::Error.
 std::vector<int64_t> split_class_budget(const std::vector<int64_t>& class_sizes, int64_t total);
 
+// Index (int64, n) of the nearest row of y (m x D) for every row of x (n x D); chunked over x so a
+// chunk x m distance block stays <= 64 MiB.
+torch::Tensor nearest_index(const torch::Tensor& x, const torch::Tensor& y);
+
 // Coverage of the real samples by the landmarks (SPEC §4).
 struct LandmarkCoverage {
   double min_distance = 0;       // min over real samples of the distance to the nearest landmark

@@ -64,9 +64,6 @@ struct TrainConfig {
 // driftxpress: 0.1, 0.2, 0.5; standard: 0.02, 0.05, 0.2 (the paper's). Evidence in BENCHMARKS.md.
 std::vector<double> default_temperatures(const std::string& method);
 
-// Parses "20m", "90s", "1.5h", "300" (seconds) into seconds.
-double parse_duration(const std::string& text, const std::string& what = "--time-budget");
-
 // One logged step.
 struct StepStats {
   int64_t step = 0;

@@ -1,7 +1,5 @@
 #include "driftx/kernel.h"
 
-#include <sstream>
-
 #include "driftx/error.h"
 
 namespace driftx {
@@ -23,26 +21,6 @@ torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, doubl
   auto ms = drift.pow(2).mean();
   if (guard == DriftNorm::ClampMeanSquare) return drift / ms.clamp_min(1e-8).sqrt();
   return drift / (ms.sqrt() + eps);
-}
-
-std::vector<double> parse_temperatures(const std::string& text, const std::string& what) {
-  std::vector<double> temps;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    size_t used = 0;
-    double value = 0;
-    try {
-      value = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    DRIFTX_CHECK(used > 0 && used == item.size() && value > 0 && std::isfinite(value),
-                 "{}: '{}' is not a positive number (expected a list such as 0.02,0.05,0.2)", what, item);
-    temps.push_back(value);
-  }
-  DRIFTX_CHECK(!temps.empty(), "{}: no temperature given (expected a list such as 0.02,0.05,0.2)", what);
-  return temps;
 }
 
 }  // namespace driftx

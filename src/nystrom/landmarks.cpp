@@ -69,17 +69,6 @@ class PointDistances {
   torch::Tensor x_, sq_norms_;
 };
 
-// Index of the nearest row of y for every row of x, chunked over x.
-torch::Tensor nearest_index(const torch::Tensor& x, const torch::Tensor& y) {
-  const int64_t n = x.size(0), step = chunk_rows(y.size(0));
-  auto index = torch::empty({n}, torch::kLong);
-  for (int64_t s = 0; s < n; s += step) {
-    const int64_t e = std::min(n, s + step);
-    index.slice(0, s, e).copy_(euclidean_distances(x.slice(0, s, e), y).argmin(1));
-  }
-  return index;
-}
-
 torch::Tensor to_index_tensor(const std::vector<int64_t>& v) {
   return torch::tensor(v, torch::kLong);
 }
@@ -306,6 +295,16 @@ std::vector<torch::Tensor> class_members(const torch::Tensor& labels, int64_t n)
 }
 
 }  // namespace
+
+torch::Tensor nearest_index(const torch::Tensor& x, const torch::Tensor& y) {
+  const int64_t n = x.size(0), step = chunk_rows(y.size(0));
+  auto index = torch::empty({n}, torch::kLong);
+  for (int64_t s = 0; s < n; s += step) {
+    const int64_t e = std::min(n, s + step);
+    index.slice(0, s, e).copy_(euclidean_distances(x.slice(0, s, e), y).argmin(1));
+  }
+  return index;
+}
 
 LandmarkStrategy parse_landmark_strategy(const std::string& name) {
   for (const auto& [strategy, text] : strategy_table())

@@ -93,19 +93,6 @@ std::vector<double> default_temperatures(const std::string& method) {
   return method == "standard" ? std::vector<double>{0.02, 0.05, 0.2} : std::vector<double>{0.1, 0.2, 0.5};
 }
 
-double parse_duration(const std::string& text, const std::string& what) {
-  size_t used = 0;
-  double value = -1;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-  }
-  const std::string unit = text.substr(used);
-  double mult = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
-  DRIFTX_CHECK(value >= 0 && mult > 0 && std::isfinite(value), "{}: '{}' is not a duration (use e.g. 90s, 20m, 1.5h)", what, text);
-  return value * mult;
-}
-
 // ---- feature groups -----------------------------------------------------------------------------
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include "driftx/error.h"
 #include "driftx/kernel.h"
+#include "driftx/parse.h"
 
 using namespace driftx;
 

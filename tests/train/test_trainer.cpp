@@ -9,6 +9,7 @@
 #include "driftx/evaluator.h"
 #include "driftx/files.h"
 #include "driftx/image_io.h"
+#include "driftx/parse.h"
 #include "driftx/train.h"
 
 using namespace driftx;

@@ -7,7 +7,7 @@
 #include "driftx/features.h"
 #include "driftx/fidelity.h"
 #include "driftx/files.h"
-#include "driftx/kernel.h"
+#include "driftx/parse.h"
 
 namespace driftx::cli {
 
@@ -22,22 +22,13 @@ struct FidelityArgs {
   uint64_t seed = 0;
 };
 
-std::vector<int64_t> parse_budgets(const std::string& text) {
-  std::vector<int64_t> out;
-  for (double v : parse_temperatures(text, "--landmarks-per-class")) {
-    DRIFTX_CHECK(v == std::floor(v), "--landmarks-per-class: {} is not a whole number", v);
-    out.push_back(static_cast<int64_t>(v));
-  }
-  return out;
-}
-
 void run(const FidelityArgs& a) {
   DRIFTX_CHECK(a.noise >= 0, "--noise must be >= 0");
   DRIFTX_CHECK(a.queries >= 2, "--queries must be >= 2");
   auto groups = parse_feature_groups(a.features);
   DRIFTX_CHECK(groups.size() == 1, "--features takes one group for the fidelity table (got {})", a.features);
   FidelityConfig cfg;
-  cfg.landmarks_per_class = parse_budgets(a.budgets);
+  cfg.landmarks_per_class = parse_int_list(a.budgets, "--landmarks-per-class");
   cfg.strategy = parse_landmark_strategy(a.strategy);
   cfg.temperatures = parse_temperatures(a.temps);
   cfg.ridge = a.ridge;

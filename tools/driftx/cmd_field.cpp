@@ -4,8 +4,8 @@
 #include "commands.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
-#include "driftx/kernel.h"
 #include "driftx/npy.h"
+#include "driftx/parse.h"
 #include "driftx/standard_field.h"
 
 namespace driftx::cli {

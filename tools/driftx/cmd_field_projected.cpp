@@ -4,9 +4,9 @@
 #include "commands.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
-#include "driftx/kernel.h"
 #include "driftx/landmarks.h"
 #include "driftx/npy.h"
+#include "driftx/parse.h"
 #include "driftx/projected_field.h"
 
 namespace driftx::cli {
@@ -20,27 +20,6 @@ struct ProjectedArgs {
   int64_t shard_classes = 1, per_class = 0, total = 0;
   uint64_t seed = 0;
 };
-
-// The label of each landmark: the label of the real sample it coincides with (nearest row).
-torch::Tensor labels_of_landmarks(const torch::Tensor& U, const torch::Tensor& Y, const torch::Tensor& labels) {
-  std::vector<torch::Tensor> nearest;
-  for (int64_t start = 0; start < U.size(0); start += 1024) {
-    auto u = U.narrow(0, start, std::min<int64_t>(1024, U.size(0) - start));
-    torch::Tensor best_d, best_i;
-    for (int64_t ys = 0; ys < Y.size(0); ys += 8192) {
-      auto y = Y.narrow(0, ys, std::min<int64_t>(8192, Y.size(0) - ys));
-      auto [d, i] = euclidean_distances(u, y).min(1);
-      i = i + ys;
-      if (!best_d.defined()) best_d = d, best_i = i;
-      else {
-        auto better = d < best_d;
-        best_d = torch::where(better, d, best_d), best_i = torch::where(better, i, best_i);
-      }
-    }
-    nearest.push_back(best_i);
-  }
-  return labels.index_select(0, torch::cat(nearest));
-}
 
 void run_projected(const ProjectedArgs& a) {
   auto G = require_matrix(read_npy(a.gen), "--gen " + a.gen);
@@ -81,7 +60,8 @@ void run_projected(const ProjectedArgs& a) {
     provenance = to_string(lc.strategy);
   }
   DRIFTX_CHECK(U.size(0) <= Y.size(0), "--landmarks has {} rows but --data only {}: M must be <= |Y|", U.size(0), Y.size(0));
-  auto U_labels = a.shard_classes > 1 ? labels_of_landmarks(U, Y, labels) : torch::Tensor();
+  // Each landmark takes the label of the real sample it coincides with (its nearest row of --data).
+  auto U_labels = a.shard_classes > 1 ? labels.index_select(0, nearest_index(U, Y)) : torch::Tensor();
 
   ProjectedFieldConfig cfg;
   cfg.temperatures = parse_temperatures(a.temps);

@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
-#include "driftx/kernel.h"
+#include "driftx/parse.h"
 #include "driftx/train.h"
 
 namespace driftx::cli {
