@@ -5,6 +5,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 namespace driftx {
 
@@ -13,5 +14,9 @@ void write_json(const std::string& path, const nlohmann::json& value);  // prett
 nlohmann::json read_json(const std::string& path);
 std::string read_file(const std::string& path);  // whole file; error names the path
 void make_dirs(const std::string& path);         // mkdir -p; error names the path
+
+// Text stored inside LibTorch archives (headers, configurations) as a uint8 tensor, and back.
+torch::Tensor bytes_to_tensor(const std::string& bytes);
+std::string tensor_to_bytes(const torch::Tensor& t);
 
 }  // namespace driftx

@@ -56,6 +56,9 @@ struct ShardLayout {
   int64_t classes = 1;
   int64_t shards = 1;
   int64_t shard_of_class(int64_t c) const { return c * shards / classes; }
+  torch::Tensor shard_of_classes(const torch::Tensor& labels) const {  // the same rule, element-wise
+    return (labels * shards).div(classes, "floor");
+  }
 };
 
 // Cached sums over real data for one shard and one temperature, kept in the map-free form

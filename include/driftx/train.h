@@ -106,6 +106,7 @@ class Trainer {
   torch::Tensor group_loss(size_t g, const torch::Tensor& images, const torch::Tensor& labels, StepStats* stats,
                            std::vector<torch::Tensor>* targets);
   std::pair<torch::Tensor, torch::Tensor> sample_batch();  // z, labels
+  void write_checkpoint(const std::string& path, double elapsed_s) const;
   void load_checkpoint(const std::string& path);
   void write_samples(const std::string& path, Generator& g);
   void update_ema();

@@ -47,4 +47,13 @@ void make_dirs(const std::string& path) {
   DRIFTX_CHECK(!ec, "cannot create directory '{}': {}", path, ec.message());
 }
 
+torch::Tensor bytes_to_tensor(const std::string& bytes) {
+  return torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+}
+
+std::string tensor_to_bytes(const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU).contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+}
+
 }  // namespace driftx

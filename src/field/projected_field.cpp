@@ -80,7 +80,7 @@ ProjectedField::ProjectedField(const torch::Tensor& landmarks, const torch::Tens
     auto lab = landmark_labels.to(torch::kLong);
     DRIFTX_CHECK(lab.min().item<int64_t>() >= 0 && lab.max().item<int64_t>() < layout_.classes,
                  "projected field: landmark labels must lie in [0, {})", layout_.classes);
-    shard_of = (lab * layout_.shards).div(layout_.classes, "floor");  // ShardLayout::shard_of_class
+    shard_of = layout_.shard_of_classes(lab);
   }
   const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
   for (int64_t k = 0; k < layout_.shards; ++k) {
@@ -116,7 +116,7 @@ void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& la
   } else {
     lab = torch::zeros({real.size(0)}, torch::kLong);
   }
-  const auto shard_of_sample = (lab * layout_.shards).div(layout_.classes, "floor");
+  const auto shard_of_sample = layout_.shard_of_classes(lab);
   for (int64_t start = 0; start < real.size(0); start += config_.chunk) {
     const int64_t n = std::min(config_.chunk, real.size(0) - start);
     auto ys = real.narrow(0, start, n).to(torch::kFloat32) / scale_;

@@ -1,5 +1,7 @@
 // The summary cache: a LibTorch archive holding a JSON header and the raw kernel sums. A cache made
 // with another configuration or other data is refused, naming the field that differs.
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "driftx/error.h"
@@ -40,8 +42,7 @@ void ProjectedField::save(const std::string& path, const std::string& landmark_s
                           const std::string& data_fingerprint) const {
   torch::serialize::OutputArchive archive;
   const std::string header = header_of(*this, all_landmarks(*this), landmark_strategy, data_fingerprint).dump();
-  archive.write("header", torch::from_blob(const_cast<char*>(header.data()), {static_cast<int64_t>(header.size())},
-                                           torch::kUInt8).clone());
+  archive.write("header", bytes_to_tensor(header));
   for (size_t k = 0; k < summaries_.size(); ++k)
     for (size_t t = 0; t < summaries_[k].size(); ++t) {
       const auto key = fmt::format("s{}_t{}_", k, t);
@@ -49,9 +50,9 @@ void ProjectedField::save(const std::string& path, const std::string& landmark_s
       archive.write(key + "kysum", summaries_[k][t].kysum);
       archive.write(key + "counts", summaries_[k][t].counts);
     }
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  DRIFTX_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot move summary cache into place at '{}'", path);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomic(path, bytes.str());
 }
 
 void ProjectedField::load(const std::string& path, const std::string& landmark_strategy,
@@ -64,10 +65,9 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
   }
   torch::Tensor raw;
   DRIFTX_CHECK(archive.try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
-  raw = raw.contiguous();
   nlohmann::json got;
   try {
-    got = nlohmann::json::parse(std::string(static_cast<const char*>(raw.data_ptr()), raw.numel()));
+    got = nlohmann::json::parse(tensor_to_bytes(raw));
   } catch (const nlohmann::json::exception&) {
     fail("summary cache '{}' has a corrupt header: delete it to rebuild", path);
   }

@@ -24,14 +24,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-torch::Tensor string_tensor(const std::string& s) {
-  return torch::from_blob(const_cast<char*>(s.data()), {static_cast<int64_t>(s.size())}, torch::kUInt8).clone();
-}
-std::string tensor_string(const torch::Tensor& t) {
-  auto c = t.contiguous();
-  return std::string(static_cast<const char*>(c.data_ptr()), c.numel());
-}
-
 std::string format_eta(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   const int s = static_cast<int>(seconds);
@@ -200,7 +192,7 @@ Trainer::Trainer(TrainConfig config, bool resume)
                                   {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
                                   {"t", config_.temperatures}, {"r", config_.ridge}};
       const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, name,
-                                            tensor_fingerprint(string_tensor(key.dump())).substr(0, 8));
+                                            tensor_fingerprint(bytes_to_tensor(key.dump())).substr(0, 8));
       bool loaded = false;
       if (std::filesystem::exists(cache)) {
         try {
@@ -341,18 +333,20 @@ void Trainer::write_samples(const std::string& path, Generator& g) {
 
 // ---- checkpoints ----------------------------------------------------------------------------------
 
-void Trainer::save_checkpoint(const std::string& path) const {
+void Trainer::save_checkpoint(const std::string& path) const { write_checkpoint(path, elapsed_before_s_); }
+
+void Trainer::write_checkpoint(const std::string& path, double elapsed_s) const {
   torch::serialize::OutputArchive archive, gen_ar, ema_ar, opt_ar;
   generator_->save(gen_ar);
   ema_->save(ema_ar);
   optimizer_->save(opt_ar);
-  archive.write("config", string_tensor(config_.to_json().dump()));
-  archive.write("generator_config", string_tensor(generator_->config().to_json().dump()));
+  archive.write("config", bytes_to_tensor(config_.to_json().dump()));
+  archive.write("generator_config", bytes_to_tensor(generator_->config().to_json().dump()));
   archive.write("generator", gen_ar);
   archive.write("ema", ema_ar);
   archive.write("optimizer", opt_ar);
   archive.write("step", torch::tensor(step_));
-  archive.write("elapsed_s", torch::tensor(elapsed_before_s_, torch::kFloat64));
+  archive.write("elapsed_s", torch::tensor(elapsed_s, torch::kFloat64));
   archive.write("rng", rng_.get_state());
   std::ostringstream out;
   archive.save_to(out);
@@ -365,7 +359,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   archive.load_from(in);
   torch::Tensor cfg, step, elapsed, rng;
   archive.read("config", cfg);
-  const auto stored = TrainConfig::from_json(nlohmann::json::parse(tensor_string(cfg)));
+  const auto stored = TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
   // Run-control fields (steps, budget, intervals) may change on resume; what is learned may not.
   for (const char* key : {"dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class",
                           "pos_per_class", "temperatures", "landmark_strategy", "landmarks", "ridge", "noise_dim",
@@ -393,7 +387,7 @@ Generator load_generator(const std::string& checkpoint_path, bool ema, Generator
   archive.load_from(in);
   torch::Tensor gc;
   archive.read("generator_config", gc);
-  auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_string(gc)));
+  auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_to_bytes(gc)));
   Generator g(cfg);
   archive.read(ema ? "ema" : "generator", gen_ar);
   g->load(gen_ar);
@@ -413,7 +407,8 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   DRIFTX_CHECK(log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
   const std::string ckpt = config_.out_dir + "/checkpoint.pt";
   auto elapsed = [&] { return elapsed_before_s_ + since(t0); };
-  int64_t done = 0, images_since = 0;
+  if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
+  int64_t done = 0, steps_since = 0;
   double interval_s = 0;
   // The time budget counts the precompute of a fresh run (equal-deadline comparisons).
   if (step_ == 0) elapsed_before_s_ += precompute_s_;
@@ -422,44 +417,32 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
     if (config_.steps > 0 && step_ >= config_.steps) break;
     if (budget > 0 && elapsed() >= budget) { stop_reason = "time budget"; break; }
     if (stop && stop->load()) { stop_reason = "interrupted"; break; }
-    if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
-    StepStats s;
-    try {
-      s = step();
-    } catch (const Error&) {
-      elapsed_before_s_ = elapsed();
-      throw;
-    }
+    const StepStats s = step();
     ++done;
-    images_since += config_.classes_per_step * config_.gen_per_class;
+    ++steps_since;
     interval_s += s.step_seconds;
     if (step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps)) {
-      const double ips = images_since / std::max(interval_s, 1e-9);
+      const double per_step = interval_s / static_cast<double>(steps_since);
+      const double ips = static_cast<double>(config_.classes_per_step * config_.gen_per_class) / std::max(per_step, 1e-9);
       nlohmann::json groups;
       for (size_t g = 0; g < groups_.size(); ++g) groups[groups_[g]->name] = s.group_loss[g];
       log << nlohmann::json{{"step", step_}, {"wall_s", elapsed()}, {"loss", s.loss}, {"loss_per_group", groups},
                             {"images_per_s", ips}, {"clamped_fraction", s.clamped_fraction},
-                            {"step_s", interval_s / std::max<int64_t>(1, config_.log_every)}}
+                            {"step_s", per_step}}
                  .dump()
           << std::endl;
       double remaining = std::numeric_limits<double>::infinity();
-      const double per_step = interval_s / std::max<double>(1, std::min<int64_t>(config_.log_every, done));
       if (config_.steps > 0) remaining = (config_.steps - step_) * per_step;
       if (budget > 0) remaining = std::min(remaining, budget - elapsed());
       const std::string line = fmt::format("step {}{} loss {:.4f} {:.0f} img/s clamped {:.3f} ETA {}", step_,
                                            config_.steps > 0 ? fmt::format("/{}", config_.steps) : "", s.loss, ips,
                                            s.clamped_fraction, format_eta(remaining));
       if (tty) std::cout << "\r" << line << "\033[K" << std::flush; else std::cout << line << std::endl;
-      images_since = 0, interval_s = 0;
+      steps_since = 0, interval_s = 0;
     }
     if (config_.sample_every > 0 && step_ % config_.sample_every == 0)
       write_samples(fmt::format("{}/samples/step_{:07d}.png", config_.out_dir, step_), generator_);
-    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
-      const double keep = elapsed_before_s_;
-      elapsed_before_s_ = elapsed();
-      save_checkpoint(ckpt);
-      elapsed_before_s_ = keep;
-    }
+    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) write_checkpoint(ckpt, elapsed());
   }
   if (tty) std::cout << std::endl;
   elapsed_before_s_ = elapsed();
