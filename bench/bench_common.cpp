@@ -70,26 +70,6 @@ bool looks_numeric(const std::string& s) {
 
 }  // namespace
 
-Timing time_call(const std::function<void()>& fn, int repeats, int warmup) {
-  DRIFTX_CHECK(repeats >= 1, "bench: --repeats must be >= 1, got {}", repeats);
-  for (int i = 0; i < warmup; ++i) fn();
-  Timing t;
-  t.samples_ms.reserve(repeats);
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    const auto stop = std::chrono::steady_clock::now();
-    t.samples_ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
-  }
-  auto sorted = t.samples_ms;
-  std::sort(sorted.begin(), sorted.end());
-  const size_t n = sorted.size();
-  t.median_ms = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-  t.min_ms = sorted.front();
-  t.max_ms = sorted.back();
-  return t;
-}
-
 double current_rss_mib() {
   std::ifstream in("/proc/self/statm");
   long size = 0, resident = 0;

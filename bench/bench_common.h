@@ -25,16 +25,13 @@
 #include <nlohmann/json.hpp>
 
 #include "driftx/parse.h"
+#include "driftx/timing.h"
 
 namespace driftx::bench {
 
 // ---- timing ----------------------------------------------------------------------------------
-struct Timing {
-  double median_ms = 0, min_ms = 0, max_ms = 0;
-  std::vector<double> samples_ms;  // the timed repeats, in run order
-};
-// Runs fn `warmup` times untimed, then `repeats` (>= 1) timed calls.
-Timing time_call(const std::function<void()>& fn, int repeats, int warmup = 1);
+using driftx::Timing;     // driftx/timing.h
+using driftx::time_call;
 
 // ---- memory ----------------------------------------------------------------------------------
 struct MemoryAdded {

@@ -96,7 +96,7 @@ void run(const FieldArgs& a) {
         pc.temperatures = temps;
         auto field = build_projected_field(Y, {}, Y.index_select(0, select_landmarks(Y, Yl, lc)), {}, {}, std::nullopt, pc);
         field.compute(X.narrow(0, 0, 2));  // folds the summaries: part of the precompute
-        const double pre_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double pre_s = seconds_since(t0);
         auto proj_fn = [&] { field.compute(X); };
         auto tp = time_call(proj_fn, a.repeats);
         add("projected field (folded, exact repulsion)", M, pre_s, tp, measure_memory_added(proj_fn),

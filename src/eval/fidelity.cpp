@@ -6,28 +6,10 @@
 #include "driftx/error.h"
 #include "driftx/kernel.h"
 #include "driftx/projected_field.h"
+#include "driftx/timing.h"
 
 namespace driftx {
 
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-template <typename F>
-double median_ms(int repeats, F&& f) {
-  std::vector<double> ms;
-  for (int r = 0; r < std::max(1, repeats); ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    ms.push_back(seconds_since(t0) * 1e3);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-}  // namespace
 
 std::vector<FidelityRow> run_fidelity(const torch::Tensor& real, const torch::Tensor& labels,
                                       const torch::Tensor& queries, const torch::Tensor& query_labels,
@@ -90,10 +72,10 @@ std::vector<FidelityRow> run_fidelity(const torch::Tensor& real, const torch::Te
     auto xb = xs.narrow(0, 0, B);
     auto lb = qlab.defined() ? qlab.narrow(0, 0, B) : torch::Tensor();
     auto real_scaled = real / field.scale();
-    row.exact_ms = median_ms(config.repeats, [&] {
+    row.exact_ms = time_call([&] {
       exact_attractions(xb, real_scaled, tau_effs, lb, config.conditional ? labels : torch::Tensor());
-    });
-    row.projected_ms = median_ms(config.repeats, [&] { field.attractions(xb, lb); });
+    }, config.repeats, /*warmup=*/0).median_ms;
+    row.projected_ms = time_call([&] { field.attractions(xb, lb); }, config.repeats, /*warmup=*/0).median_ms;
     rows.push_back(row);
     if (progress) progress(row);
   }

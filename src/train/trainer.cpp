@@ -15,6 +15,7 @@
 #include "driftx/landmarks.h"
 #include "driftx/runtime.h"
 #include "driftx/sha256.h"
+#include "driftx/timing.h"
 #include "driftx/train.h"
 
 namespace driftx {
@@ -22,7 +23,6 @@ namespace driftx {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string format_eta(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -213,7 +213,7 @@ Trainer::Trainer(TrainConfig config, bool resume)
     }
     groups_.push_back(std::move(group));
   }
-  precompute_s_ = since(t0);
+  precompute_s_ = seconds_since(t0);
   if (resume) {
     const std::string ckpt = config_.out_dir + "/checkpoint.pt";
     DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
@@ -290,7 +290,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels) 
   ++step_;
   update_ema();
   stats.step = step_;
-  stats.step_seconds = since(t0);
+  stats.step_seconds = seconds_since(t0);
   return stats;
 }
 
@@ -406,7 +406,7 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   std::ofstream log(config_.out_dir + "/log.jsonl", step_ > 0 ? std::ios::app : std::ios::trunc);
   DRIFTX_CHECK(log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
   const std::string ckpt = config_.out_dir + "/checkpoint.pt";
-  auto elapsed = [&] { return elapsed_before_s_ + since(t0); };
+  auto elapsed = [&] { return elapsed_before_s_ + seconds_since(t0); };
   if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
   int64_t done = 0, steps_since = 0;
   double interval_s = 0;
