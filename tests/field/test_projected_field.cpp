@@ -196,8 +196,9 @@ TEST(ProjectedField, CacheRoundTripAndRejectsOtherConfiguration) {
   std::remove(path.c_str());
 }
 
-TEST(ProjectedField, ZeroWhenGeneratedEqualsRealUnderExactComparison) {
-  // Attraction minus repulsion vanishes (up to the Nystrom error) when the generated batch is the data.
+TEST(ProjectedField, AttractionOnTheDataMatchesExactWithAllSamplesAsLandmarks) {
+  // Queries are the data themselves and every sample is a landmark: the projected attraction equals the
+  // exact one up to the ridge.
   auto d = make_data(64, 3, 1, 64, 8, 13);
   ProjectedFieldConfig cfg;
   cfg.temperatures = {0.5};
