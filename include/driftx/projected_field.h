@@ -73,6 +73,12 @@ struct DataSummary {
   void add(const DataSummary& other);  // other must have the same shapes
 };
 
+// Extra negatives for a repulsion, as kernel mass in the units of the batch's own kernel sums: per
+// temperature, num (B x D, sum of weight * k(x_i, y) y) and den (B, sum of weight * k(x_i, y)).
+struct ExtraNegatives {
+  std::vector<torch::Tensor> num, den;
+};
+
 struct ProjectedFieldResult {
   torch::Tensor drift;   // B x D: sum_tau normalised (b+ - b-), scaled coordinates, no grad
   torch::Tensor target;  // B x D: x / S + drift, no grad
@@ -99,14 +105,24 @@ class ProjectedField {
   // Field for generated features x (B x D raw, may require grad). labels (B int64) selects
   // class-conditional attraction (class c uses class c's summaries) and groups the repulsion by class;
   // undefined: unconditional attraction over all data, one repulsion group.
-  ProjectedFieldResult compute(const torch::Tensor& x, const torch::Tensor& labels = {}) const;
+  // guidance_mass (B float, optional; CFG, SPEC §2): the total weight (alpha - 1)(N - 1) that unconditional
+  // real samples carry as extra negatives in query i's repulsion, in units of one generated sample. The
+  // standard field draws U real samples with weight w = mass / U each; here their expectation enters
+  // instead, from the cached unconditional summaries: mass / |Y| * sum_y k(x, y) (y, 1) (Nystrom).
+  ProjectedFieldResult compute(const torch::Tensor& x, const torch::Tensor& labels = {},
+                               const torch::Tensor& guidance_mass = {}) const;
 
   // Pieces in scaled coordinates (xs = x / S), one tensor (B x D) per temperature. Distances to the
   // landmarks are computed once and shared by the temperatures. `clamped` (if given) receives, per
   // temperature, the number of queries whose attraction denominator was clamped at eps.
   std::vector<torch::Tensor> attractions(const torch::Tensor& xs, const torch::Tensor& labels,
                                          std::vector<int64_t>* clamped = nullptr) const;
-  std::vector<torch::Tensor> repulsions(const torch::Tensor& xs, const torch::Tensor& labels) const;
+  // extra (optional): kernel mass added to each query's repulsion numerator and denominator (guidance).
+  std::vector<torch::Tensor> repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                        const ExtraNegatives* extra = nullptr) const;
+  // The guidance term for `repulsions`: per temperature, mass_i / |Y| times the unconditional Nystrom
+  // sums sum_y k(x_i, y) y and sum_y k(x_i, y); a query whose estimated sum is <= 0 gets no extra mass.
+  ExtraNegatives unconditional_negatives(const torch::Tensor& xs, const torch::Tensor& mass) const;
 
   double scale() const { return scale_; }
   int64_t dim() const { return dim_; }
@@ -126,6 +142,9 @@ class ProjectedField {
   void load(const std::string& path, const std::string& landmark_strategy, const std::string& data_fingerprint);
 
  private:
+  // Per temperature: numerator B x D and denominator B of the Nystrom attraction, before the division.
+  std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> kernel_sums(const torch::Tensor& xs,
+                                                                                 const torch::Tensor& labels) const;
   void fold() const;  // lazily: Amap-folded summaries for the query-time products
 
   ProjectedFieldConfig config_;
@@ -158,8 +177,10 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
 
 // Exact kernel-mean repulsion within groups of equal label (SPEC §3), one result per tau_eff:
 // sum_{j != i} k(x_i,x_j) x_j / max(sum_{j != i} k(x_i,x_j), eps). labels undefined: one group.
+// extra (optional) adds kernel mass of outside negatives to each query's numerator and denominator.
 std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
-                                            const std::vector<double>& tau_effs, double eps = 1e-8);
+                                            const std::vector<double>& tau_effs, double eps = 1e-8,
+                                            const ExtraNegatives* extra = nullptr);
 
 // A fingerprint of a tensor's shape and bytes (CRC-32 based, hex), for cache headers.
 std::string tensor_fingerprint(const torch::Tensor& t);

@@ -32,6 +32,14 @@ struct TrainConfig {
   // not resolve tau < ~0.05 with ~1000 landmarks (fidelity table), so its default is higher.
   std::vector<double> temperatures;
   double affinity_floor = 1e-6;               // standard field
+  // Classifier-free guidance (SPEC §2): alpha ~ alpha^-k on [1, alpha_max] per class and step, the
+  // generator conditioned on alpha, unconditional real samples as extra negatives of total weight
+  // (alpha - 1)(N_neg - 1). Standard: U = guidance_negatives real samples per class, w = mass / U each;
+  // driftxpress: the expectation of those negatives, from the unconditional summaries (no real encoding).
+  bool guidance = false;
+  int64_t guidance_negatives = 32;            // U (standard)
+  double alpha_max = 4.0;
+  double alpha_power = 3.0;                   // k
   // DriftXpress
   std::string landmark_strategy = "random_global";
   int64_t landmarks = 1000;                   // total landmarks per feature group
@@ -61,6 +69,9 @@ struct TrainConfig {
   void validate() const;  // throws driftx::Error naming the bad field
 };
 
+// alpha ~ alpha^-power on [1, alpha_max] by inverse CDF of uniforms u in [0, 1) (power 1: alpha_max^u).
+torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, double power);
+
 // driftxpress: 0.1, 0.2, 0.5; standard: 0.02, 0.05, 0.2 (the paper's). Evidence in BENCHMARKS.md.
 std::vector<double> default_temperatures(const std::string& method);
 
@@ -86,13 +97,16 @@ class Trainer {
 
   // One optimisation step on a freshly sampled batch / on a given batch (z: B x noise_dim, labels: B,
   // class-major groups of gen_per_class rows, undefined when unconditional).
+  // alpha: B guidance scales (one per row, constant within a class group), only with guidance.
   StepStats step();
-  StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels);
+  StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels, const torch::Tensor& alpha = {});
 
   // The drifting loss of the current generator on a given batch (no update), and the per-group
   // targets, for tests: returns (loss, targets).
-  std::pair<double, std::vector<torch::Tensor>> drift_targets(const torch::Tensor& z, const torch::Tensor& labels);
-  double loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets);
+  std::pair<double, std::vector<torch::Tensor>> drift_targets(const torch::Tensor& z, const torch::Tensor& labels,
+                                                              const torch::Tensor& alpha = {});
+  double loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets,
+                      const torch::Tensor& alpha = {});
 
   void save_checkpoint(const std::string& path) const;
   int64_t step_count() const { return step_; }
@@ -103,9 +117,13 @@ class Trainer {
 
  private:
   struct Group;
-  torch::Tensor group_loss(size_t g, const torch::Tensor& images, const torch::Tensor& labels, StepStats* stats,
+  struct Batch {
+    torch::Tensor z, labels, alpha;  // labels undefined when unconditional; alpha only with guidance
+  };
+  torch::Tensor group_loss(size_t g, const torch::Tensor& images, const Batch& batch, StepStats* stats,
                            std::vector<torch::Tensor>* targets);
-  std::pair<torch::Tensor, torch::Tensor> sample_batch();  // z, labels
+  Batch sample_batch();
+  torch::Tensor generate(Generator& g, const Batch& batch);
   void write_checkpoint(const std::string& path, double elapsed_s) const;
   void load_checkpoint(const std::string& path);
   void write_samples(const std::string& path, Generator& g);

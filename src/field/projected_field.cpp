@@ -206,8 +206,8 @@ void ProjectedField::fold() const {
   folded_ = true;
 }
 
-std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
-                                                       std::vector<int64_t>* clamped) const {
+std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> ProjectedField::kernel_sums(
+    const torch::Tensor& xs, const torch::Tensor& labels) const {
   torch::NoGradGuard no_grad;
   fold();
   const int64_t B = xs.size(0), C = layout_.classes;
@@ -234,6 +234,13 @@ std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, 
       }
     }
   }
+  return {num, den};
+}
+
+std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                                       std::vector<int64_t>* clamped) const {
+  auto [num, den] = kernel_sums(xs, labels);
+  const size_t nt = num.size();
   std::vector<torch::Tensor> out(nt);
   if (clamped) clamped->assign(nt, 0);
   for (size_t t = 0; t < nt; ++t) {
@@ -244,11 +251,28 @@ std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, 
   return out;
 }
 
-std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, const torch::Tensor& labels) const {
+ExtraNegatives ProjectedField::unconditional_negatives(const torch::Tensor& xs, const torch::Tensor& mass) const {
+  DRIFTX_CHECK(mass.dim() == 1 && mass.size(0) == xs.size(0), "projected field: guidance mass must have shape [{}], got {}",
+               xs.size(0), shape_str(mass.sizes()));
+  const int64_t n = summarised_samples();
+  DRIFTX_CHECK(n > 0, "projected field: guidance needs summaries of the real data (none summarised)");
+  auto [num, den] = kernel_sums(xs, {});
+  auto beta = mass.to(torch::kFloat32).to(torch::kCPU) / static_cast<double>(n);
+  ExtraNegatives extra;
+  for (size_t t = 0; t < num.size(); ++t) {
+    auto w = beta * (den[t] > 0).to(torch::kFloat32);  // a non-positive Nystrom estimate adds nothing
+    extra.num.push_back(num[t] * w.unsqueeze(1));
+    extra.den.push_back(den[t] * w);
+  }
+  return extra;
+}
+
+std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
+                                                      const ExtraNegatives* extra) const {
   torch::NoGradGuard no_grad;
   auto x = xs.to(torch::kFloat32);
   if (config_.repulsion == Repulsion::Exact)
-    return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps);
+    return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps, extra);
   // Projected: batch summaries with the self term removed. Sharded maps are concatenated (the same
   // block-diagonal kernel estimate the attraction uses).
   const size_t nt = config_.temperatures.size();
@@ -269,6 +293,7 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
       auto m = (pg * pg).sum(1);                                             // psi(x_i).psi(x_i)
       auto num = torch::matmul(pg, torch::matmul(pg.t(), xg)) - m.unsqueeze(1) * xg;
       auto den = torch::mv(pg, pg.sum(0)) - m;
+      if (extra) num += extra->num[t].index_select(0, idx), den += extra->den[t].index_select(0, idx);
       r.index_copy_(0, idx, num / den.clamp_min(config_.eps).unsqueeze(1));
     }
     out[t] = r;
@@ -276,7 +301,8 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
   return out;
 }
 
-ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch::Tensor& labels) const {
+ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch::Tensor& labels,
+                                             const torch::Tensor& guidance_mass) const {
   DRIFTX_CHECK(x.dim() == 2 && x.size(1) == dim_, "projected field: generated features must be B x {}, got {}", dim_,
                shape_str(x.sizes()));
   DRIFTX_CHECK(x.size(0) >= 2, "projected field: need at least 2 generated samples for the repulsion");
@@ -289,7 +315,9 @@ ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch
     auto xs = x.detach().to(torch::kFloat32) / scale_;
     std::vector<int64_t> clamped;
     auto attract = attractions(xs, labels, &clamped);
-    auto repel = repulsions(xs, labels);
+    std::optional<ExtraNegatives> extra;
+    if (guidance_mass.defined()) extra = unconditional_negatives(xs, guidance_mass);
+    auto repel = repulsions(xs, labels, extra ? &*extra : nullptr);
     auto drift = torch::zeros_like(xs);
     for (size_t t = 0; t < attract.size(); ++t) {
       auto v = attract[t] - repel[t];
@@ -374,9 +402,12 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
 }
 
 std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
-                                            const std::vector<double>& tau_effs, double eps) {
+                                            const std::vector<double>& tau_effs, double eps,
+                                            const ExtraNegatives* extra) {
   torch::NoGradGuard no_grad;
   auto x = xs.to(torch::kFloat32);
+  DRIFTX_CHECK(!extra || (extra->num.size() == tau_effs.size() && extra->den.size() == tau_effs.size()),
+               "exact repulsion: extra negatives must give one numerator and denominator per temperature");
   auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
                                  : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
   std::vector<torch::Tensor> out;
@@ -387,7 +418,14 @@ std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch
     for (size_t t = 0; t < tau_effs.size(); ++t) {
       auto K = (dist * (-1.0 / tau_effs[t])).exp_();
       K.fill_diagonal_(0.0);  // j != i
-      auto r = torch::matmul(K, xg) / K.sum(1, true).clamp_min(eps);
+      auto num = torch::matmul(K, xg);
+      auto den = K.sum(1, true);
+      if (extra) {
+        const bool all = groups.size() == 1;
+        num += all ? extra->num[t] : extra->num[t].index_select(0, idx);
+        den += (all ? extra->den[t] : extra->den[t].index_select(0, idx)).unsqueeze(1);
+      }
+      auto r = num / den.clamp_min(eps);
       if (groups.size() == 1) out[t] = r; else out[t].index_copy_(0, idx, r);
     }
   }

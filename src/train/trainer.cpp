@@ -38,6 +38,8 @@ nlohmann::json TrainConfig::to_json() const {
   return {{"dataset", dataset}, {"data_dir", data_dir}, {"method", method}, {"features", features},
           {"conditional", conditional}, {"classes_per_step", classes_per_step}, {"gen_per_class", gen_per_class},
           {"pos_per_class", pos_per_class}, {"temperatures", temperatures}, {"affinity_floor", affinity_floor},
+          {"guidance", guidance}, {"guidance_negatives", guidance_negatives}, {"alpha_max", alpha_max},
+          {"alpha_power", alpha_power},
           {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks}, {"ridge", ridge},
           {"repulsion", repulsion}, {"cache_dir", cache_dir}, {"noise_dim", noise_dim}, {"width", width}, {"lr", lr},
           {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"grad_clip", grad_clip}, {"ema", ema},
@@ -52,7 +54,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 #define DRIFTX_GET(field) c.field = j.value(#field, c.field)
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
     DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(temperatures);
-    DRIFTX_GET(affinity_floor); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(ridge);
+    DRIFTX_GET(affinity_floor); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
+    DRIFTX_GET(alpha_power); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(ridge);
     DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
     DRIFTX_GET(warmup_steps); DRIFTX_GET(weight_decay); DRIFTX_GET(grad_clip); DRIFTX_GET(ema); DRIFTX_GET(steps);
     DRIFTX_GET(time_budget_s); DRIFTX_GET(log_every); DRIFTX_GET(sample_every); DRIFTX_GET(checkpoint_every);
@@ -74,11 +77,25 @@ void TrainConfig::validate() const {
   DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
   DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "--steps and --time-budget must be >= 0");
   DRIFTX_CHECK(log_every >= 1 && sample_every >= 0 && checkpoint_every >= 0, "--log-every must be >= 1");
+  if (guidance) {
+    DRIFTX_CHECK(conditional, "--guidance needs a class-conditional model (drop --unconditional)");
+    DRIFTX_CHECK(alpha_max >= 1 && std::isfinite(alpha_max), "--alpha-max must be >= 1, got {}", alpha_max);
+    DRIFTX_CHECK(alpha_power > 0 && std::isfinite(alpha_power), "--alpha-power must be positive, got {}", alpha_power);
+    DRIFTX_CHECK(guidance_negatives >= 1, "--guidance-negatives must be >= 1");
+  }
   for (double t : temperatures) DRIFTX_CHECK(t > 0, "--temps: temperature {} must be positive", t);
   DRIFTX_CHECK(!out_dir.empty(), "--out must name a directory");
   parse_feature_groups(features);
   parse_landmark_strategy(landmark_strategy);
   parse_repulsion(repulsion);
+}
+
+torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, double power) {
+  auto uu = u.to(torch::kFloat64);
+  if (std::abs(power - 1.0) < 1e-12) return torch::pow(alpha_max, uu).to(torch::kFloat32);
+  // F(a) = (1 - a^(1-k)) / (1 - amax^(1-k))  =>  a = (1 - u (1 - amax^(1-k)))^(1 / (1-k))
+  const double e = 1.0 - power;
+  return torch::pow(1.0 - uu * (1.0 - std::pow(alpha_max, e)), 1.0 / e).to(torch::kFloat32);
 }
 
 std::vector<double> default_temperatures(const std::string& method) {
@@ -139,6 +156,7 @@ Trainer::Trainer(TrainConfig config, bool resume)
   gc.channels = data_.images.size(1);
   gc.image_size = data_.images.size(2);
   gc.num_classes = config_.conditional ? data_.num_classes : 0;
+  gc.alpha_conditioning = config_.guidance;
   torch::manual_seed(config_.seed);  // parameter initialisation
   generator_ = Generator(gc);
   ema_ = Generator(gc);
@@ -224,29 +242,40 @@ Trainer::Trainer(TrainConfig config, bool resume)
 
 Trainer::~Trainer() = default;
 
-std::pair<torch::Tensor, torch::Tensor> Trainer::sample_batch() {
+Trainer::Batch Trainer::sample_batch() {
   const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
-  torch::Tensor labels;
+  Batch b;
   if (config_.conditional) {
     auto classes = std::get<0>(torch::randperm(data_.num_classes, rng_).narrow(0, 0, Nc).sort());
-    labels = classes.repeat_interleave(N);  // class-major: group g holds rows g*N .. g*N+N-1
+    b.labels = classes.repeat_interleave(N);  // class-major: group g holds rows g*N .. g*N+N-1
   }
-  auto z = torch::randn({Nc * N, config_.noise_dim}, rng_);
-  return {z, labels};
+  b.z = torch::randn({Nc * N, config_.noise_dim}, rng_);
+  if (config_.guidance)  // one alpha per class group
+    b.alpha = sample_guidance_alpha(torch::rand({Nc}, rng_), config_.alpha_max, config_.alpha_power).repeat_interleave(N);
+  return b;
 }
 
-torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const torch::Tensor& labels,
-                                  StepStats* stats, std::vector<torch::Tensor>* targets) {
+torch::Tensor Trainer::generate(Generator& g, const Batch& b) {
+  auto on = [&](const torch::Tensor& t) { return t.defined() ? t.to(device_) : t; };
+  return g->forward(b.z.to(device_), on(b.labels), on(b.alpha));
+}
+
+torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const Batch& batch, StepStats* stats,
+                                  std::vector<torch::Tensor>* targets) {
   const auto& group = *groups_[g];
+  const auto& labels = batch.labels;
+  const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
+  // Guidance: the unconditional real negatives of each row carry total weight (alpha - 1)(N - 1).
+  const auto mass = batch.alpha.defined() ? (batch.alpha.to(torch::kCPU) - 1) * static_cast<double>(N - 1) : torch::Tensor();
   auto phi = image_features(images, group.name).to(torch::kCPU);
   if (group.projected) {
-    auto r = group.projected->compute(phi, labels);
+    auto r = group.projected->compute(phi, labels, mass);
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
     if (targets) targets->push_back(r.target);
     return r.loss;
   }
   // Standard: positives drawn and encoded every step, N_pos per class of the batch.
-  const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class, P = config_.pos_per_class;
+  const int64_t P = config_.pos_per_class;
   std::vector<torch::Tensor> pos;
   for (int64_t c = 0; c < Nc; ++c) {
     torch::Tensor pool = config_.conditional ? data_.class_index[labels[c * N].item<int64_t>()] : torch::Tensor();
@@ -256,24 +285,34 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const t
     torch::NoGradGuard no_grad;
     pos.push_back(image_features(data_.images.index_select(0, idx), group.name));
   }
-  auto r = group.standard->compute({phi.reshape({Nc, N, -1}), torch::stack(pos), {}, {}});
+  StandardFieldInput in{phi.reshape({Nc, N, -1}), torch::stack(pos), {}, {}};
+  if (mass.defined()) {
+    // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U.
+    const int64_t U = config_.guidance_negatives;
+    auto pick = torch::randint(data_.size(), {Nc * U}, rng_, torch::kLong);
+    torch::NoGradGuard no_grad;
+    in.negatives = image_features(data_.images.index_select(0, pick), group.name).reshape({Nc, U, -1});
+    in.negative_weight = mass.reshape({Nc, N}).select(1, 0) / static_cast<double>(U);
+  }
+  auto r = group.standard->compute(in);
   if (targets) targets->push_back(r.goal.reshape({Nc * N, -1}) * r.coord_scale);
   return r.loss;
 }
 
 StepStats Trainer::step() {
-  auto [z, labels] = sample_batch();
-  return step_on(z, labels);
+  auto b = sample_batch();
+  return step_on(b.z, b.labels, b.alpha);
 }
 
-StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels) {
+StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, const torch::Tensor& alpha) {
   const auto t0 = Clock::now();
   StepStats stats;
   generator_->train();
-  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
+  const Batch batch{z, labels, alpha};
+  auto images = generate(generator_, batch);
   torch::Tensor loss;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    auto l = group_loss(g, images, labels, &stats, nullptr);
+    auto l = group_loss(g, images, batch, &stats, nullptr);
     stats.group_loss.push_back(l.item<double>());
     loss = loss.defined() ? loss + l : l;
   }
@@ -303,18 +342,21 @@ void Trainer::update_ema() {
   for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(d).add_(src[i].detach(), 1.0 - d);
 }
 
-std::pair<double, std::vector<torch::Tensor>> Trainer::drift_targets(const torch::Tensor& z, const torch::Tensor& labels) {
+std::pair<double, std::vector<torch::Tensor>> Trainer::drift_targets(const torch::Tensor& z, const torch::Tensor& labels,
+                                                                     const torch::Tensor& alpha) {
   std::vector<torch::Tensor> targets;
   double total = 0;
   torch::NoGradGuard no_grad;
-  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
-  for (size_t g = 0; g < groups_.size(); ++g) total += group_loss(g, images, labels, nullptr, &targets).item<double>();
+  const Batch batch{z, labels, alpha};
+  auto images = generate(generator_, batch);
+  for (size_t g = 0; g < groups_.size(); ++g) total += group_loss(g, images, batch, nullptr, &targets).item<double>();
   return {total, targets};
 }
 
-double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets) {
+double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets,
+                             const torch::Tensor& alpha) {
   torch::NoGradGuard no_grad;
-  auto images = generator_->forward(z.to(device_), labels.defined() ? labels.to(device_) : labels);
+  auto images = generate(generator_, {z, labels, alpha});
   double total = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto phi = image_features(images, groups_[g]->name).to(torch::kCPU);
@@ -327,7 +369,7 @@ double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels
 
 void Trainer::write_samples(const std::string& path, Generator& g) {
   torch::NoGradGuard no_grad;
-  auto images = g->forward(fixed_z_.to(device_), fixed_labels_.defined() ? fixed_labels_.to(device_) : fixed_labels_);
+  auto images = generate(g, {fixed_z_, fixed_labels_, {}});  // alpha = 1
   write_png_grid(path, images.to(torch::kCPU), 10);
 }
 
@@ -362,7 +404,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   const auto stored = TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
   // Run-control fields (steps, budget, intervals) may change on resume; what is learned may not.
   for (const char* key : {"dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class",
-                          "pos_per_class", "temperatures", "landmark_strategy", "landmarks", "ridge", "noise_dim",
+                          "pos_per_class", "temperatures", "guidance", "guidance_negatives", "alpha_max", "alpha_power", "landmark_strategy", "landmarks", "ridge", "noise_dim",
                           "width", "seed"})
     DRIFTX_CHECK(stored.to_json()[key] == config_.to_json()[key],
                  "--resume: checkpoint '{}' was trained with {} = {}, this run has {}", path, key,

@@ -26,7 +26,7 @@ torch::Tensor kern(const torch::Tensor& a, const torch::Tensor& b, double tau_ef
 torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor ylab, torch::Tensor U, torch::Tensor ulab,
                                int64_t classes, int64_t shards, double S, const std::vector<double>& taus,
                                double ridge, bool conditional, torch::Tensor xlab, bool projected_repulsion,
-                               int64_t* clamped) {
+                               int64_t* clamped, torch::Tensor mass = {}) {
   const double eps = 1e-8;
   X = f64(X) / S, Y = f64(Y) / S, U = f64(U) / S;
   const int64_t D = X.size(1), B = X.size(0);
@@ -34,6 +34,7 @@ torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor y
   for (double tau : taus) {
     const double te = tau * std::sqrt(double(D));
     auto num = torch::zeros_like(X), den = torch::zeros({B}, torch::kFloat64);
+    auto unum = torch::zeros_like(X), uden = torch::zeros({B}, torch::kFloat64);  // all classes (guidance)
     std::vector<torch::Tensor> psis;
     for (int64_t k = 0; k < shards; ++k) {
       auto in_shard = [&](const torch::Tensor& lab) { return (lab * shards).div(classes, "floor") == k; };
@@ -45,6 +46,12 @@ torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor y
       psis.push_back(psi_x);
       for (int64_t i = 0; i < B; ++i) {
         auto mask = shards == 1 ? torch::ones({Y.size(0)}, torch::kBool) : in_shard(ylab);
+        {
+          auto Ya = Y.index({mask});
+          auto psi_a = kern(Ya, Uk, te).matmul(A);
+          unum[i] += psi_x[i].matmul(psi_a.t().matmul(Ya));
+          uden[i] += psi_x[i].dot(psi_a.sum(0));
+        }
         if (conditional) mask = mask.logical_and(ylab == xlab[i]);
         auto Yi = Y.index({mask});
         if (Yi.size(0) == 0) continue;
@@ -62,14 +69,14 @@ torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor y
       auto same = (groups == groups[i]).clone();
       same[i] = false;
       auto Xj = X.index({same});
-      if (projected_repulsion) {
-        auto pj = psi.index({same});
-        auto w = pj.matmul(psi[i]);
-        repel[i] = w.matmul(Xj) / w.sum().clamp_min(eps);
-      } else {
-        auto w = kern(X[i].unsqueeze(0), Xj, te).squeeze(0);
-        repel[i] = w.matmul(Xj) / w.sum().clamp_min(eps);
+      auto w = projected_repulsion ? psi.index({same}).matmul(psi[i]) : kern(X[i].unsqueeze(0), Xj, te).squeeze(0);
+      auto rnum = w.matmul(Xj), rden = w.sum();
+      if (mass.defined() && uden[i].item<double>() > 0) {
+        // Guidance: the unconditional real set as extra negatives of total weight mass_i (SPEC §2).
+        const double beta = mass[i].item<double>() / static_cast<double>(Y.size(0));
+        rnum = rnum + beta * unum[i], rden = rden + beta * uden[i];
       }
+      repel[i] = rnum / rden.clamp_min(eps);
     }
     auto v = attract - repel;
     drift += v / (v.pow(2).mean().sqrt() + eps);
@@ -98,6 +105,7 @@ struct Case {
   int64_t D, C, shards, M;
   bool conditional, projected_repulsion;
   std::vector<double> taus;
+  bool guided = false;  // CFG: per-query unconditional negative mass
 };
 
 }  // namespace
@@ -112,10 +120,17 @@ TEST_P(ProjectedVsReference, MatchesFloat64Reference) {
   cfg.repulsion = c.projected_repulsion ? Repulsion::Projected : Repulsion::Exact;
   cfg.chunk = 64;  // several chunks
   auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {c.C, c.shards}, std::nullopt, cfg);
-  auto r = field.compute(d.X, c.conditional ? d.xlab : torch::Tensor());
+  // Guidance: alpha in [1, 4] per query, N = 6 samples per group -> mass (alpha - 1)(N - 1).
+  auto mass = c.guided ? (torch::linspace(1.0, 4.0, d.X.size(0)) - 1) * 5 : torch::Tensor();
+  auto r = field.compute(d.X, c.conditional ? d.xlab : torch::Tensor(), mass);
   int64_t ref_clamped = 0;
   auto ref = reference_target(d.X, d.Y, d.ylab, d.U, d.ulab, c.C, c.shards, field.scale(), c.taus, cfg.ridge,
-                              c.conditional, d.xlab, c.projected_repulsion, &ref_clamped);
+                              c.conditional, d.xlab, c.projected_repulsion, &ref_clamped,
+                              c.guided ? f64(mass) : torch::Tensor());
+  if (c.guided) {  // the guidance term must change the field, or this case tests nothing
+    auto plain = field.compute(d.X, d.xlab);
+    EXPECT_GT(rel_err(r.drift, plain.drift), 1e-2);
+  }
   EXPECT_EQ(r.clamped, ref_clamped);
   if (ref_clamped == 0) {
     EXPECT_LT(rel_err(r.target, ref), 5e-4);  // float32 folded products vs float64
@@ -129,6 +144,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{6, 4, 1, 40, true, false, {0.2, 0.3, 0.5}}, Case{8, 4, 2, 40, false, false, {0.2, 0.5}},
                       Case{8, 4, 2, 40, true, false, {0.3}}, Case{6, 4, 1, 40, false, true, {0.2, 0.5}},
                       Case{8, 4, 4, 40, true, true, {0.2, 0.5}},
+                      // Guidance (CFG) with exact and projected repulsion, one and two shards
+                      Case{6, 4, 1, 40, true, false, {0.2, 0.5}, true}, Case{8, 4, 2, 40, true, true, {0.3}, true},
                       // SPEC default temperatures: some queries fall outside the landmarks' reach and are clamped
                       Case{6, 4, 1, 40, true, false, {0.02, 0.05, 0.2}}));
 

@@ -39,6 +39,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
   cmd->add_option("--pos-per-class", c.pos_per_class, "N_pos: real positives per class per step (standard)")->capture_default_str();
   cmd->add_option("--temps", a.temps, "Comma-separated temperatures (default: driftxpress 0.1,0.2,0.5; standard 0.02,0.05,0.2)");
+  cmd->add_flag("--guidance", c.guidance, "Train with classifier-free guidance (alpha-conditioned generator; sample with --alpha)");
+  cmd->add_option("--guidance-negatives", c.guidance_negatives, "U: unconditional real negatives per class (standard; "
+                                                                "driftxpress uses their expectation)")->capture_default_str();
+  cmd->add_option("--alpha-max", c.alpha_max, "Guidance scales alpha are drawn from [1, alpha-max]")->capture_default_str();
+  cmd->add_option("--alpha-power", c.alpha_power, "k in p(alpha) ~ alpha^-k")->capture_default_str();
   cmd->add_option("--affinity-floor", c.affinity_floor, "Affinity floor of the standard field")->capture_default_str();
   cmd->add_option("--landmark-strategy", c.landmark_strategy, "Landmark selection (driftxpress)")->capture_default_str();
   cmd->add_option("--landmarks", c.landmarks, "Total landmarks per feature group (driftxpress)")->capture_default_str();
