@@ -31,6 +31,11 @@ struct Dataset {
   torch::Tensor flat() const { return images.reshape({size(), -1}); }  // N x (C*H*W)
 };
 
+// A seeded random subset of n samples (all of them, in order, when n covers the split); their labels
+// go to `labels` when given.
+torch::Tensor seeded_subset(const Dataset& d, int64_t n, uint64_t seed, torch::Tensor* labels = nullptr);
+
+
 // Loads images + labels IDX files, checks counts match and labels lie in [0, num_classes).
 Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,
                          const std::string& name, const std::string& split, int64_t num_classes = 10);

@@ -46,6 +46,12 @@ TORCH_MODULE(Generator);
 // Python's torch.jit.load and C++'s torch::jit::load, numerically identical to the C++ module.
 torch::jit::Module export_generator(Generator& generator);
 
+// n samples in batches from one seeded noise stream, no grad, on the CPU. Conditional generators get
+// the classes in turn (0, 1, ..., C-1, 0, ...), written to `labels` when given; alpha-conditioned
+// generators get `alpha` (must be 1 otherwise).
+torch::Tensor generate_samples(Generator& generator, int64_t n, uint64_t seed, double alpha = 1.0, int64_t batch = 500,
+                               torch::Tensor* labels = nullptr);
+
 // Copies every parameter and buffer of `src` into `dst` (same architecture): EMA snapshots, loading.
 void copy_parameters(torch::nn::Module& dst, const torch::nn::Module& src);
 

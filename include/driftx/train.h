@@ -108,6 +108,12 @@ class Trainer {
   double loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets,
                       const torch::Tensor& alpha = {});
 
+  // Changes the run-control limits (steps, deadline in seconds of training time; 0 = none) between
+  // run() calls, e.g. to stop at each evaluation time of an equal-wall-clock comparison.
+  void set_stop_rule(int64_t steps, double time_budget_s);
+  // Training seconds so far (precompute included once run() has started), as the deadline counts them.
+  double elapsed_seconds() const { return elapsed_before_s_; }
+
   void save_checkpoint(const std::string& path) const;
   int64_t step_count() const { return step_; }
   Generator& generator() { return generator_; }
@@ -138,6 +144,7 @@ class Trainer {
   at::Generator rng_;
   int64_t step_ = 0;
   double precompute_s_ = 0, elapsed_before_s_ = 0;
+  bool precompute_counted_ = false;
   torch::Tensor fixed_z_, fixed_labels_;
 };
 

@@ -109,4 +109,12 @@ Dataset load_dataset(const std::string& name, const std::string& split, const st
        name, split, missing.string(), also, name);
 }
 
+torch::Tensor seeded_subset(const Dataset& d, int64_t n, uint64_t seed, torch::Tensor* labels) {
+  auto rng = at::detail::createCPUGenerator(seed);
+  auto idx = n >= d.size() ? torch::arange(d.size(), torch::kLong)
+                           : torch::randperm(d.size(), rng, torch::kLong).narrow(0, 0, n);
+  if (labels) *labels = d.labels.index_select(0, idx);
+  return d.images.index_select(0, idx);
+}
+
 }  // namespace driftx

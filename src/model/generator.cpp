@@ -178,6 +178,27 @@ def forward(self, z: Tensor, y: Optional[Tensor]=None, alpha: Optional[Tensor]=N
   return module;
 }
 
+torch::Tensor generate_samples(Generator& generator, int64_t n, uint64_t seed, double alpha, int64_t batch,
+                               torch::Tensor* labels) {
+  const auto& gc = generator->config();
+  DRIFTX_CHECK(n >= 1 && batch >= 1, "generate: need n >= 1 and batch >= 1, got {} and {}", n, batch);
+  DRIFTX_CHECK(gc.alpha_conditioning || alpha == 1.0, "--alpha given but the generator was trained without guidance");
+  torch::NoGradGuard no_grad;
+  const auto device = generator->parameters().front().device();
+  auto rng = at::detail::createCPUGenerator(seed);
+  std::vector<torch::Tensor> images;
+  for (int64_t s = 0; s < n; s += batch) {
+    const int64_t b = std::min(batch, n - s);
+    auto z = torch::randn({b, gc.noise_dim}, rng).to(device);
+    torch::Tensor y, a;
+    if (gc.num_classes > 0) y = (torch::arange(s, s + b, torch::kLong) % gc.num_classes).to(device);
+    if (gc.alpha_conditioning) a = torch::full({b}, alpha).to(device);
+    images.push_back(generator->forward(z, y, a).to(torch::kCPU));
+  }
+  if (labels) *labels = gc.num_classes > 0 ? torch::arange(n, torch::kLong) % gc.num_classes : torch::Tensor();
+  return torch::cat(images);
+}
+
 void copy_parameters(torch::nn::Module& dst, const torch::nn::Module& src) {
   torch::NoGradGuard no_grad;
   auto copy = [](const torch::OrderedDict<std::string, torch::Tensor>& to,

@@ -58,11 +58,17 @@ void write_png_grid(const std::string& path, const torch::Tensor& images, int64_
     const int64_t top = padding + (k / cols) * (h + padding), left = padding + (k % cols) * (w + padding);
     grid.narrow(0, top, h).narrow(1, left, w).copy_(pixels[k]);
   }
-  grid = grid.contiguous();
+  write_png(path, grid);
+}
+
+void write_png(const std::string& path, const torch::Tensor& pixels) {
+  DRIFTX_CHECK(pixels.dim() == 3 && pixels.scalar_type() == torch::kUInt8 && pixels.size(2) >= 1 && pixels.size(2) <= 4,
+               "png {}: pixels must be H x W x C uint8 with C in 1..4, got {}", path, shape_str(pixels.sizes()));
+  auto p = pixels.to(torch::kCPU).contiguous();
+  const int h = static_cast<int>(p.size(0)), w = static_cast<int>(p.size(1)), c = static_cast<int>(p.size(2));
   std::string png;
-  const int ok = stbi_write_png_to_func(append_bytes, &png, static_cast<int>(gw), static_cast<int>(gh),
-                                        static_cast<int>(c), grid.data_ptr<uint8_t>(), static_cast<int>(gw * c));
-  DRIFTX_CHECK(ok != 0 && !png.empty(), "png grid {}: PNG encoding failed", path);
+  const int ok = stbi_write_png_to_func(append_bytes, &png, w, h, c, p.data_ptr<uint8_t>(), w * c);
+  DRIFTX_CHECK(ok != 0 && !png.empty(), "png {}: PNG encoding failed", path);
   write_file_atomic(path, png);
 }
 

@@ -375,6 +375,12 @@ void Trainer::write_samples(const std::string& path, Generator& g) {
 
 // ---- checkpoints ----------------------------------------------------------------------------------
 
+void Trainer::set_stop_rule(int64_t steps, double time_budget_s) {
+  DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "stop rule: steps and time budget must be >= 0");
+  config_.steps = steps;
+  config_.time_budget_s = time_budget_s;
+}
+
 void Trainer::save_checkpoint(const std::string& path) const { write_checkpoint(path, elapsed_before_s_); }
 
 void Trainer::write_checkpoint(const std::string& path, double elapsed_s) const {
@@ -453,7 +459,7 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   int64_t done = 0, steps_since = 0;
   double interval_s = 0;
   // The time budget counts the precompute of a fresh run (equal-deadline comparisons).
-  if (step_ == 0) elapsed_before_s_ += precompute_s_;
+  if (step_ == 0 && !precompute_counted_) elapsed_before_s_ += precompute_s_, precompute_counted_ = true;
   std::string stop_reason = "step limit";
   while (true) {
     if (config_.steps > 0 && step_ >= config_.steps) break;

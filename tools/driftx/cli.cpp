@@ -26,6 +26,7 @@ int run(int argc, char** argv) {
   add_sample_command(app);
   add_eval_command(app);
   add_evaluator_command(app);
+  add_compare_command(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
   try {

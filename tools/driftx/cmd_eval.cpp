@@ -55,26 +55,14 @@ std::string checkpoint_dataset(const std::string& path) {
   return nlohmann::json::parse(text).value("dataset", "mnist");
 }
 
-// n samples from the checkpoint in batches, one seeded noise stream; conditional: classes in turn.
 std::pair<torch::Tensor, torch::Tensor> generate(const EvalArgs& a) {
   GeneratorConfig gc;
   auto g = load_generator(a.ckpt, a.ema, &gc);
   DRIFTX_CHECK(gc.channels == 1 && gc.image_size == 28, "{}: the generator makes {}x{}x{} images; the evaluator "
                "takes 28x28x1", a.ckpt, gc.image_size, gc.image_size, gc.channels);
-  DRIFTX_CHECK(gc.alpha_conditioning || a.alpha == 1.0, "--alpha given but the generator was trained without guidance");
-  torch::NoGradGuard no_grad;
-  auto rng = at::detail::createCPUGenerator(a.seed);
-  std::vector<torch::Tensor> images;
-  for (int64_t s = 0; s < a.n; s += a.batch) {
-    const int64_t b = std::min(a.batch, a.n - s);
-    auto z = torch::randn({b, gc.noise_dim}, rng);
-    torch::Tensor labels, alpha;
-    if (gc.num_classes > 0) labels = torch::arange(s, s + b, torch::kLong) % gc.num_classes;
-    if (gc.alpha_conditioning) alpha = torch::full({b}, a.alpha);
-    images.push_back(g->forward(z, labels, alpha));
-  }
-  auto x = torch::cat(images);
-  return {x, gc.num_classes > 0 ? torch::arange(a.n, torch::kLong) % gc.num_classes : torch::Tensor()};
+  torch::Tensor labels;
+  auto x = generate_samples(g, a.n, a.seed, a.alpha, a.batch, &labels);
+  return {x, labels};
 }
 
 std::pair<torch::Tensor, torch::Tensor> read_samples(const EvalArgs& a) {
@@ -98,15 +86,6 @@ std::pair<torch::Tensor, torch::Tensor> read_samples(const EvalArgs& a) {
   return {x.narrow(0, 0, n), labels.defined() ? labels.narrow(0, 0, n) : labels};
 }
 
-// A seeded subset of n images (all of them, in order, when n covers the split).
-torch::Tensor subset(const Dataset& d, int64_t n, uint64_t seed, torch::Tensor* labels) {
-  auto rng = at::detail::createCPUGenerator(seed);
-  auto idx = n >= d.size() ? torch::arange(d.size(), torch::kLong)
-                           : torch::randperm(d.size(), rng, torch::kLong).narrow(0, 0, n);
-  if (labels) *labels = d.labels.index_select(0, idx);
-  return d.images.index_select(0, idx);
-}
-
 void run_eval(const EvalArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   DRIFTX_CHECK(a.ckpt.empty() != a.samples.empty(), "give exactly one of --ckpt C (generate) or --samples S.npy");
@@ -121,8 +100,8 @@ void run_eval(const EvalArgs& a) {
   const int64_t n_real = std::min(n, test.size());
   // The real subsets do not depend on --seed: the floor is a property of the data, not of a run.
   torch::Tensor test_labels;
-  const auto real_test = subset(test, n_real, 1, &test_labels);
-  const auto real_train = subset(train, n_real, 2, nullptr);
+  const auto real_test = seeded_subset(test, n_real, 1, &test_labels);
+  const auto real_train = seeded_subset(train, n_real, 2);
 
   std::optional<Evaluator> evaluator;
   nlohmann::json eval_meta;

@@ -1,0 +1,91 @@
+// The equal-wall-clock comparison (the DriftXpress paper's protocol, SPEC §6): every method trains with
+// the same generator, features, seed and batch layout under the same deadline, and FID is measured on
+// the same schedule of training-clock times. Evaluation happens between training segments, outside the
+// clock. An optional small hyperparameter search per method runs first, and each method then competes
+// with its best setting.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "driftx/train.h"
+
+namespace driftx {
+
+struct CompareConfig {
+  std::string dataset = "mnist";
+  std::string data_dir;
+  std::vector<std::string> methods{"standard", "driftxpress"};
+  double time_budget_s = 1200;
+  double eval_every_s = 120;
+  int64_t n_eval = 2000;          // generated samples (and real test images) per FID evaluation
+  double search_budget_s = 0;     // > 0: per-method search, each candidate trained this long
+  std::string out_dir = "runs/compare";
+  uint64_t seed = 0;
+  // Per method, TrainConfig fields (JSON) applied on top of the shared base before the search.
+  std::map<std::string, nlohmann::json> overrides;
+  TrainConfig base;               // shared settings (generator, features, batch layout, ...)
+
+  nlohmann::json to_json() const;
+  void validate() const;
+};
+
+// The candidates each method's search tries, as TrainConfig overrides: the method's default, then one
+// change at a time of the hyperparameters that matter most (temperatures, learning rate, and positives
+// per step for the standard method / landmarks for DriftXpress).
+std::vector<nlohmann::json> search_candidates(const std::string& method);
+
+struct CurvePoint {
+  double time_s = 0;   // training-clock seconds (precompute included)
+  int64_t step = 0;
+  double fid = 0;
+  double accuracy = -1;  // evaluator accuracy on the requested classes (-1: unconditional)
+};
+
+struct MethodRun {
+  std::string method;
+  nlohmann::json config;           // the full resolved TrainConfig
+  std::vector<CurvePoint> curve;
+  double precompute_s = 0, images_per_s = 0;
+  int64_t steps = 0;
+};
+
+struct SearchTrial {
+  std::string method;
+  nlohmann::json overrides;
+  double fid = 0, accuracy = -1;
+  int64_t steps = 0;
+};
+
+// The first evaluated time at which the curve's FID is <= `fid` (the evaluation grid's resolution).
+std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double fid);
+
+// Scores generators against a fixed real test subset: FID in the shipped evaluator's feature space and
+// (conditional generators) the evaluator's accuracy on the requested classes.
+class FidScorer {
+ public:
+  FidScorer(const std::string& dataset, const std::string& data_dir, int64_t n, uint64_t seed);
+  ~FidScorer();
+  CurvePoint score(Generator& generator);  // time_s and step left 0
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct CompareResult {
+  std::vector<SearchTrial> search;
+  std::vector<MethodRun> runs;
+};
+
+// Runs the search (if asked) and the comparison; writes under out_dir: compare.json (configuration and
+// every number), report.md, fid_vs_time.png, samples_<method>.png and samples_side_by_side.png.
+CompareResult run_comparison(const CompareConfig& config);
+
+// report.md from a result (also used by tests on synthetic curves).
+std::string comparison_report(const CompareConfig& config, const CompareResult& result);
+
+}  // namespace driftx

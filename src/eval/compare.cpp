@@ -1,0 +1,359 @@
+#include "driftx/compare.h"
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "driftx/data.h"
+#include "driftx/error.h"
+#include "driftx/evaluator.h"
+#include "driftx/files.h"
+#include "driftx/image_io.h"
+#include "driftx/metrics.h"
+#include "driftx/plot.h"
+
+namespace driftx {
+
+namespace {
+
+std::string minutes(double s) {
+  if (s < 60) return fmt::format("{:.0f}s", s);
+  return std::abs(s / 60 - std::round(s / 60)) < 1e-9 ? fmt::format("{:.0f}m", s / 60) : fmt::format("{:.1f}m", s / 60);
+}
+
+std::string fid_str(double f) { return std::isfinite(f) ? fmt::format("{:.1f}", f) : "n/a"; }
+
+TrainConfig with_overrides(const TrainConfig& base, const std::string& method, const nlohmann::json& overrides) {
+  auto j = base.to_json();
+  j["method"] = method;
+  j["temperatures"] = std::vector<double>{};  // the method's default unless overridden
+  for (auto& [k, v] : overrides.items()) {
+    DRIFTX_CHECK(j.contains(k), "compare: '{}' is not a training setting (see a run's config.json for the names)", k);
+    j[k] = v;
+  }
+  return TrainConfig::from_json(j);
+}
+
+const std::string& reference_method(const std::vector<std::string>& methods) {
+  for (const auto& m : methods)
+    if (m == "standard") return m;
+  return methods.front();
+}
+
+}  // namespace
+
+nlohmann::json CompareConfig::to_json() const {
+  nlohmann::json ov = nlohmann::json::object();
+  for (const auto& [m, j] : overrides) ov[m] = j;
+  return {{"dataset", dataset}, {"data_dir", data_dir}, {"methods", methods}, {"time_budget_s", time_budget_s},
+          {"eval_every_s", eval_every_s}, {"n_eval", n_eval}, {"search_budget_s", search_budget_s},
+          {"out_dir", out_dir}, {"seed", seed}, {"overrides", ov}, {"base", base.to_json()}};
+}
+
+void CompareConfig::validate() const {
+  DRIFTX_CHECK(!methods.empty(), "compare: --methods must name at least one method");
+  for (const auto& m : methods)
+    DRIFTX_CHECK(m == "standard" || m == "driftxpress", "compare: unknown method '{}' (standard, driftxpress)", m);
+  DRIFTX_CHECK(time_budget_s > 0 && eval_every_s > 0, "compare: --time-budget and --eval-every must be positive");
+  DRIFTX_CHECK(eval_every_s <= time_budget_s, "compare: --eval-every {}s exceeds --time-budget {}s", eval_every_s,
+               time_budget_s);
+  DRIFTX_CHECK(n_eval >= 10, "compare: --n-eval must be >= 10");
+  DRIFTX_CHECK(search_budget_s >= 0, "compare: --search-budget must be >= 0");
+  for (const auto& [m, j] : overrides) DRIFTX_CHECK(j.is_object(), "compare: overrides for '{}' must be a JSON object", m);
+}
+
+std::vector<nlohmann::json> search_candidates(const std::string& method) {
+  if (method == "standard")
+    return {nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}}, {{"pos_per_class", 64}}};
+  return {nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}}, {{"landmarks", 2000}}};
+}
+
+std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double fid) {
+  for (const auto& p : curve)
+    if (p.fid <= fid) return p.time_s;
+  return std::nullopt;
+}
+
+// ---- scoring ------------------------------------------------------------------------------------
+
+struct FidScorer::Impl {
+  Evaluator evaluator{nullptr};
+  GaussianFit real;
+  int64_t n = 0;
+  uint64_t seed = 0;
+};
+
+FidScorer::FidScorer(const std::string& dataset, const std::string& data_dir, int64_t n, uint64_t seed)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->evaluator = load_evaluator(dataset);
+  auto test = load_dataset(dataset, "test", data_dir);
+  impl_->n = std::min(n, test.size());
+  impl_->seed = seed;
+  // The same real subset as `driftx eval` (seed 1): a property of the data, not of a run.
+  impl_->real = gaussian_fit(evaluator_features(impl_->evaluator, seeded_subset(test, impl_->n, 1)));
+}
+
+FidScorer::~FidScorer() = default;
+
+CurvePoint FidScorer::score(Generator& generator) {
+  torch::Tensor labels;
+  const bool was_training = generator->is_training();
+  generator->eval();
+  auto images = generate_samples(generator, impl_->n, impl_->seed, 1.0, 500, &labels);
+  if (was_training) generator->train();
+  CurvePoint p;
+  p.fid = frechet_distance(gaussian_fit(evaluator_features(impl_->evaluator, images)), impl_->real);
+  if (labels.defined()) p.accuracy = class_accuracy(evaluator_logits(impl_->evaluator, images), labels);
+  return p;
+}
+
+// ---- running ------------------------------------------------------------------------------------
+
+namespace {
+
+// Trains one method from scratch under `budget` seconds, scoring the EMA generator at every multiple of
+// `every` (and at the deadline). Summaries are rebuilt inside the clock (fresh cache directory).
+MethodRun train_and_score(const CompareConfig& cc, const std::string& method, const nlohmann::json& overrides,
+                          double budget, double every, const std::string& dir, FidScorer& scorer,
+                          const std::function<void(const MethodRun&)>& on_point) {
+  TrainConfig tc = with_overrides(cc.base, method, overrides);
+  tc.dataset = cc.dataset;
+  tc.data_dir = cc.data_dir;
+  tc.seed = cc.seed;
+  tc.out_dir = dir;
+  tc.cache_dir = dir + "/cache";
+  tc.steps = 0;
+  tc.sample_every = 0;       // no PNG writes inside the clock; grids come from the scored snapshots
+  tc.checkpoint_every = 0;   // each segment ends with a checkpoint anyway
+  std::filesystem::remove_all(dir);
+  tc.time_budget_s = every;
+  Trainer trainer(tc);
+  MethodRun run;
+  run.method = method;
+  run.config = trainer.config().to_json();
+  run.precompute_s = trainer.precompute_seconds();
+  for (int64_t k = 1;; ++k) {
+    const double until = std::min(budget, static_cast<double>(k) * every);
+    trainer.set_stop_rule(0, until);
+    trainer.run();
+    CurvePoint p = scorer.score(trainer.ema_generator());
+    p.time_s = trainer.elapsed_seconds();
+    p.step = trainer.step_count();
+    run.curve.push_back(p);
+    run.steps = p.step;
+    const double train_s = std::max(1e-9, p.time_s - run.precompute_s);
+    run.images_per_s = static_cast<double>(p.step * tc.classes_per_step * tc.gen_per_class) / train_s;
+    std::cout << fmt::format("[{}] t={:.0f}s step {} FID {:.2f}{}\n", method, p.time_s, p.step, p.fid,
+                             p.accuracy >= 0 ? fmt::format(" class accuracy {:.3f}", p.accuracy) : "")
+              << std::flush;
+    if (on_point) on_point(run);
+    if (until >= budget) break;
+  }
+  return run;
+}
+
+nlohmann::json curve_json(const std::vector<CurvePoint>& c) {
+  auto j = nlohmann::json::array();
+  for (const auto& p : c) j.push_back({{"time_s", p.time_s}, {"step", p.step}, {"fid", p.fid}, {"accuracy", p.accuracy}});
+  return j;
+}
+
+nlohmann::json result_json(const CompareConfig& cc, const CompareResult& r) {
+  nlohmann::json runs = nlohmann::json::array(), search = nlohmann::json::array();
+  for (const auto& m : r.runs)
+    runs.push_back({{"method", m.method}, {"config", m.config}, {"curve", curve_json(m.curve)}, {"steps", m.steps},
+                    {"images_per_s", m.images_per_s}, {"precompute_s", m.precompute_s}});
+  for (const auto& t : r.search)
+    search.push_back({{"method", t.method}, {"overrides", t.overrides}, {"fid", t.fid}, {"accuracy", t.accuracy},
+                      {"steps", t.steps}});
+  return {{"config", cc.to_json()}, {"search", search}, {"runs", runs}};
+}
+
+// 10 x 10 samples of each method from the same noise, one row per class, method grids side by side.
+void write_sample_grids(const CompareConfig& cc, const std::vector<std::pair<std::string, Generator>>& gens) {
+  std::vector<torch::Tensor> grids;
+  for (const auto& [method, g] : gens) {
+    auto gen = g;
+    gen->eval();
+    auto x = generate_samples(gen, 100, cc.seed + 12345);
+    if (gen->config().num_classes > 0) {  // sample k has class k % 10: put class r in row r
+      std::vector<int64_t> order;
+      for (int64_t r = 0; r < 10; ++r)
+        for (int64_t c = 0; c < 10; ++c) order.push_back(c * 10 + r);
+      x = x.index_select(0, torch::tensor(order));
+    }
+    write_png_grid(cc.out_dir + "/samples_" + method + ".png", x, 10);
+    grids.push_back(x.reshape({10, 10, x.size(1), x.size(2), x.size(3)}));
+  }
+  // Row r: method A's 10 tiles, one blank (mid-gray) tile, method B's 10 tiles, ...
+  std::vector<torch::Tensor> parts;
+  for (size_t i = 0; i < grids.size(); ++i) {
+    if (i > 0) parts.push_back(torch::zeros({10, 1, grids[i].size(2), grids[i].size(3), grids[i].size(4)}));
+    parts.push_back(grids[i]);
+  }
+  auto all = torch::cat(parts, 1);
+  const int64_t cols = all.size(1);
+  write_png_grid(cc.out_dir + "/samples_side_by_side.png", all.reshape({-1, all.size(2), all.size(3), all.size(4)}), cols);
+}
+
+}  // namespace
+
+CompareResult run_comparison(const CompareConfig& cc) {
+  cc.validate();
+  make_dirs(cc.out_dir);
+  CompareResult result;
+  auto save = [&] { write_json(cc.out_dir + "/compare.json", result_json(cc, result)); };
+  save();  // the configuration is on disk before anything runs
+  FidScorer scorer(cc.dataset, cc.data_dir, cc.n_eval, cc.seed + 1);
+
+  std::map<std::string, nlohmann::json> chosen;
+  for (const auto& m : cc.methods) chosen[m] = cc.overrides.count(m) ? cc.overrides.at(m) : nlohmann::json::object();
+  if (cc.search_budget_s > 0) {
+    for (const auto& m : cc.methods) {
+      double best = INFINITY;
+      nlohmann::json best_ov;
+      const auto cands = search_candidates(m);
+      for (size_t i = 0; i < cands.size(); ++i) {
+        nlohmann::json ov = chosen[m];
+        for (auto& [k, v] : cands[i].items()) ov[k] = v;
+        std::cout << fmt::format("search [{}] candidate {}/{}: {}\n", m, i + 1, cands.size(), cands[i].dump());
+        auto run = train_and_score(cc, m, ov, cc.search_budget_s, cc.search_budget_s,
+                                   fmt::format("{}/search/{}-{}", cc.out_dir, m, i), scorer, nullptr);
+        result.search.push_back({m, ov, run.curve.back().fid, run.curve.back().accuracy, run.steps});
+        save();
+        if (run.curve.back().fid < best) best = run.curve.back().fid, best_ov = ov;
+      }
+      chosen[m] = best_ov;
+      std::cout << fmt::format("search [{}]: best {} (FID {:.2f})\n", m, chosen[m].dump(), best);
+    }
+  }
+
+  std::vector<std::pair<std::string, Generator>> finals;
+  for (const auto& m : cc.methods) {
+    result.runs.push_back({});
+    const size_t slot = result.runs.size() - 1;
+    auto run = train_and_score(cc, m, chosen[m], cc.time_budget_s, cc.eval_every_s, cc.out_dir + "/" + m, scorer,
+                               [&](const MethodRun& partial) { result.runs[slot] = partial, save(); });
+    result.runs[slot] = run;
+    save();
+    finals.emplace_back(m, load_generator(cc.out_dir + "/" + m + "/checkpoint.pt", true));
+  }
+  write_sample_grids(cc, finals);
+
+  LinePlot plot;
+  plot.title = fmt::format("FID vs training wall-clock, {} ({} samples)", cc.dataset, cc.n_eval);
+  plot.x_label = "training wall-clock (minutes, precompute included)";
+  plot.y_label = "FID (evaluator features)";
+  plot.log_y = true;
+  for (const auto& r : result.runs) {
+    PlotSeries s{r.method, {}, {}};
+    for (const auto& p : r.curve) s.x.push_back(p.time_s / 60), s.y.push_back(p.fid);
+    plot.series.push_back(s);
+  }
+  write_line_plot(cc.out_dir + "/fid_vs_time.png", plot);
+  write_file_atomic(cc.out_dir + "/report.md", comparison_report(cc, result));
+  return result;
+}
+
+std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
+  std::ostringstream md;
+  const auto now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  md << fmt::format("# Equal-wall-clock comparison on {}\n\n", cc.dataset);
+  md << fmt::format("Machine: {} hardware threads, {} LibTorch threads, CPU (no GPU); {}. Each method trained from "
+                    "scratch for {} of training wall-clock (data loading and, for DriftXpress, the landmark and "
+                    "summary precompute count against it), seed {}, same generator, features and batch layout; FID of "
+                    "the EMA generator in the shipped evaluator's feature space, {} generated vs {} real test images, "
+                    "measured every {} outside the clock.\n\n",
+                    std::thread::hardware_concurrency(), at::get_num_threads(), date, minutes(cc.time_budget_s),
+                    cc.seed, cc.n_eval, cc.n_eval, minutes(cc.eval_every_s));
+  if (r.runs.empty()) return md.str();
+  const auto& ref_name = reference_method(cc.methods);
+  const MethodRun* ref = nullptr;
+  for (const auto& m : r.runs)
+    if (m.method == ref_name) ref = &m;
+  const double ref_final = ref && !ref->curve.empty() ? ref->curve.back().fid : NAN;
+
+  // Main table.
+  size_t npts = 0;
+  for (const auto& m : r.runs) npts = std::max(npts, m.curve.size());
+  md << "| method | steps | images/s | precompute (s) |";
+  for (size_t i = 0; i < npts; ++i) md << fmt::format(" FID @ {} |", minutes(std::min(cc.time_budget_s, (i + 1) * cc.eval_every_s)));
+  md << fmt::format(" class acc. (final) | time to {}'s final FID | speedup |\n", ref_name);
+  md << "|---|---:|---:|---:|";
+  for (size_t i = 0; i < npts; ++i) md << "---:|";
+  md << "---:|---:|---:|\n";
+  for (const auto& m : r.runs) {
+    md << fmt::format("| {} | {} | {:.0f} | {:.1f} |", m.method, m.steps, m.images_per_s, m.precompute_s);
+    for (size_t i = 0; i < npts; ++i) md << " " << (i < m.curve.size() ? fid_str(m.curve[i].fid) : "") << " |";
+    const double acc = m.curve.empty() ? -1 : m.curve.back().accuracy;
+    md << " " << (acc >= 0 ? fmt::format("{:.3f}", acc) : "n/a") << " |";
+    const auto t = time_to_reach(m.curve, ref_final);
+    const double ref_t = ref && !ref->curve.empty() ? ref->curve.back().time_s : NAN;
+    if (t) md << fmt::format(" {:.0f}s | {:.2f}x |\n", *t, ref_t / *t);
+    else md << " not reached | - |\n";
+  }
+  md << fmt::format("\n\"time to {}'s final FID\" is the first evaluation time at which the method's FID is at or "
+                    "below the {} method's FID at the deadline ({}), at the resolution of the evaluation grid; "
+                    "speedup = deadline / that time.\n\n", ref_name, ref_name, fid_str(ref_final));
+
+  // Who wins at each time.
+  if (r.runs.size() >= 2) {
+    md << "Lower FID at each evaluation time:\n\n";
+    for (size_t i = 0; i < npts; ++i) {
+      const MethodRun* best = nullptr;
+      for (const auto& m : r.runs)
+        if (i < m.curve.size() && (!best || m.curve[i].fid < best->curve[i].fid)) best = &m;
+      std::vector<std::string> vals;
+      for (const auto& m : r.runs)
+        if (i < m.curve.size()) vals.push_back(fmt::format("{} {}", m.method, fid_str(m.curve[i].fid)));
+      md << fmt::format("- {}: **{}** ({})\n", minutes(std::min(cc.time_budget_s, (i + 1) * cc.eval_every_s)),
+                        best->method, fmt::join(vals, ", "));
+    }
+    md << "\n";
+    for (const auto& m : r.runs) {
+      if (ref == nullptr || m.method == ref_name || m.curve.empty()) continue;
+      const auto t = time_to_reach(m.curve, ref_final);
+      const bool third = t && *t <= ref->curve.back().time_s / 3 + 1e-9;
+      const bool no_worse = m.curve.back().fid <= ref_final;
+      md << fmt::format("Goal (reach {}'s final FID in at most a third of the time, and no worse FID at the "
+                        "deadline) for {}: {} / {}.\n\n", ref_name, m.method,
+                        third ? "reached within a third" : (t ? "reached, but later than a third" : "not reached"),
+                        no_worse ? "FID at the deadline no worse" : "FID at the deadline worse");
+    }
+  }
+  md << "![FID against training wall-clock](fid_vs_time.png)\n\n";
+  std::vector<std::string> names;
+  for (const auto& m : r.runs) names.push_back(m.method);
+  md << fmt::format("Samples at the deadline (EMA generator, same noise, one row per class), left to right: {}.\n\n",
+                    fmt::join(names, " | "));
+  md << "![samples side by side](samples_side_by_side.png)\n\n";
+
+  if (!r.search.empty()) {
+    md << fmt::format("## Hyperparameter search ({} per candidate, same seed and evaluation)\n\n", minutes(cc.search_budget_s));
+    md << "| method | setting (changes from the method's default) | steps | FID | class acc. | chosen |\n";
+    md << "|---|---|---:|---:|---:|:-:|\n";
+    for (const auto& m : cc.methods) {
+      const SearchTrial* best = nullptr;
+      for (const auto& t : r.search)
+        if (t.method == m && (!best || t.fid < best->fid)) best = &t;
+      for (const auto& t : r.search) {
+        if (t.method != m) continue;
+        md << fmt::format("| {} | `{}` | {} | {} | {} | {} |\n", t.method, t.overrides.empty() ? "default" : t.overrides.dump(),
+                          t.steps, fid_str(t.fid), t.accuracy >= 0 ? fmt::format("{:.3f}", t.accuracy) : "n/a",
+                          &t == best ? "yes" : "");
+      }
+    }
+    md << "\n";
+  }
+  md << "Every setting of every run: `compare.json` (and each run's `config.json`).\n";
+  return md.str();
+}
+
+}  // namespace driftx

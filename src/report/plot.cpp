@@ -1,0 +1,193 @@
+#include "driftx/plot.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "driftx/error.h"
+#include "driftx/image_io.h"
+
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include <stb_easy_font.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace driftx {
+
+namespace {
+
+using Rgb = std::array<uint8_t, 3>;
+const Rgb kBlack{0, 0, 0}, kGrid{225, 225, 225};
+
+struct Canvas {
+  int w, h;
+  std::vector<uint8_t> px;
+  Canvas(int w_, int h_) : w(w_), h(h_), px(static_cast<size_t>(w_) * h_ * 3, 255) {}
+  void set(int x, int y, const Rgb& c) {
+    if (x < 0 || y < 0 || x >= w || y >= h) return;
+    std::copy(c.begin(), c.end(), px.begin() + (static_cast<size_t>(y) * w + x) * 3);
+  }
+  void rect(int x0, int y0, int x1, int y1, const Rgb& c) {  // inclusive-exclusive
+    for (int y = std::max(0, y0); y < std::min(h, y1); ++y)
+      for (int x = std::max(0, x0); x < std::min(w, x1); ++x) set(x, y, c);
+  }
+  void line(double x0, double y0, double x1, double y1, const Rgb& c, int thick) {
+    const int steps = static_cast<int>(std::ceil(std::max(std::abs(x1 - x0), std::abs(y1 - y0)))) + 1;
+    for (int i = 0; i <= steps; ++i) {
+      const double t = static_cast<double>(i) / steps;
+      const int x = static_cast<int>(std::lround(x0 + t * (x1 - x0))), y = static_cast<int>(std::lround(y0 + t * (y1 - y0)));
+      rect(x - thick / 2, y - thick / 2, x - thick / 2 + thick, y - thick / 2 + thick, c);
+    }
+  }
+  // Text with its top-left corner at (x, y), each font unit `scale` pixels; returns the width drawn.
+  int text(const std::string& s, int x, int y, const Rgb& c, int scale = 2, bool vertical = false) {
+    std::vector<char> buf(s.begin(), s.end());
+    buf.push_back('\0');
+    std::vector<float> vb(s.size() * 300 + 64);
+    const int quads = stb_easy_font_print(0, 0, buf.data(), nullptr, vb.data(), static_cast<int>(vb.size() * sizeof(float)));
+    for (int q = 0; q < quads; ++q) {
+      const float* v = &vb[static_cast<size_t>(q) * 16];  // 4 vertices x (x, y, z, rgba as one float)
+      const float qx0 = v[0], qy0 = v[1], qx1 = v[8], qy1 = v[9];
+      if (!vertical) {
+        rect(x + static_cast<int>(qx0 * scale), y + static_cast<int>(qy0 * scale), x + static_cast<int>(qx1 * scale),
+             y + static_cast<int>(qy1 * scale), c);
+      } else {  // rotated 90 degrees counter-clockwise, reading bottom to top, (x, y) = bottom-left
+        rect(x + static_cast<int>(qy0 * scale), y - static_cast<int>(qx1 * scale), x + static_cast<int>(qy1 * scale),
+             y - static_cast<int>(qx0 * scale), c);
+      }
+    }
+    return text_width(s, scale);
+  }
+  static int text_width(const std::string& s, int scale = 2) {
+    std::vector<char> buf(s.begin(), s.end());
+    buf.push_back('\0');
+    return stb_easy_font_width(buf.data()) * scale;
+  }
+};
+
+// "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 x 10^k.
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  const double raw = (hi - lo) / std::max(1, target);
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * mag >= raw) { step = m * mag; break; }
+  std::vector<double> out;
+  for (double t = std::ceil(lo / step) * step; t <= hi + 1e-9 * step; t += step) out.push_back(std::abs(t) < 1e-12 * step ? 0 : t);
+  return out;
+}
+
+std::string tick_label(double v) {
+  if (v == 0) return "0";
+  const double a = std::abs(v);
+  if (a >= 1e4 || a < 1e-2) return fmt::format("{:.0e}", v);
+  if (std::abs(v - std::round(v)) < 1e-9 * std::max(1.0, a)) return fmt::format("{:.0f}", v);
+  return fmt::format("{:g}", v);
+}
+
+}  // namespace
+
+std::array<uint8_t, 3> series_colour(size_t i) {
+  static const std::array<Rgb, 6> palette{Rgb{31, 119, 180}, Rgb{214, 39, 40}, Rgb{44, 160, 44},
+                                          Rgb{148, 103, 189}, Rgb{255, 127, 14}, Rgb{23, 190, 207}};
+  return palette[i % palette.size()];
+}
+
+torch::Tensor render_line_plot(const LinePlot& plot) {
+  DRIFTX_CHECK(plot.width >= 200 && plot.height >= 150, "plot: {} x {} pixels is too small", plot.width, plot.height);
+  double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+  auto fy = [&](double y) { return plot.log_y ? std::log10(y) : y; };
+  auto usable = [&](double x, double y) { return std::isfinite(x) && std::isfinite(y) && (!plot.log_y || y > 0); };
+  for (const auto& s : plot.series) {
+    DRIFTX_CHECK(s.x.size() == s.y.size(), "plot: series '{}' has {} x values but {} y values", s.name, s.x.size(), s.y.size());
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      if (!usable(s.x[i], s.y[i])) continue;
+      xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
+      ymin = std::min(ymin, fy(s.y[i])), ymax = std::max(ymax, fy(s.y[i]));
+    }
+  }
+  DRIFTX_CHECK(std::isfinite(xmin) && std::isfinite(ymin), "plot '{}': no finite point to draw", plot.title);
+  xmin = std::min(xmin, 0.0);  // time axes start at 0
+  if (xmax - xmin < 1e-12) xmax = xmin + 1;
+  if (ymax - ymin < 1e-12) ymin -= 0.5, ymax += 0.5;
+  const double ypad = 0.05 * (ymax - ymin);
+  ymin -= ypad, ymax += ypad;
+
+  Canvas cv(plot.width, plot.height);
+  const int left = 90, right = plot.width - 30, top = 50, bottom = plot.height - 70;
+  auto X = [&](double x) { return left + (x - xmin) / (xmax - xmin) * (right - left); };
+  auto Y = [&](double y) { return bottom - (fy(y) - ymin) / (ymax - ymin) * (bottom - top); };
+
+  // Grid and ticks.
+  for (double t : nice_ticks(xmin, xmax, 8)) {
+    const int px = static_cast<int>(std::lround(X(t)));
+    cv.rect(px, top, px + 1, bottom, kGrid);
+    cv.rect(px, bottom, px + 1, bottom + 6, kBlack);
+    const std::string l = tick_label(t);
+    cv.text(l, px - Canvas::text_width(l) / 2, bottom + 10, kBlack);
+  }
+  std::vector<double> yt;
+  if (plot.log_y) {  // 1, 2, 5 x 10^k inside the range
+    for (int k = static_cast<int>(std::floor(ymin)); k <= static_cast<int>(std::ceil(ymax)); ++k)
+      for (double m : {1.0, 2.0, 5.0}) {
+        const double v = m * std::pow(10.0, k);
+        if (std::log10(v) >= ymin && std::log10(v) <= ymax) yt.push_back(v);
+      }
+    if (yt.size() < 3) {  // a narrow range: linear ticks placed on the log axis
+      yt.clear();
+      for (double v : nice_ticks(std::pow(10.0, ymin), std::pow(10.0, ymax), 5))
+        if (v > 0) yt.push_back(v);
+    }
+  } else {
+    yt = nice_ticks(ymin, ymax, 6);
+  }
+  for (double v : yt) {
+    const int py = static_cast<int>(std::lround(Y(v)));
+    cv.rect(left, py, right, py + 1, kGrid);
+    cv.rect(left - 6, py, left, py + 1, kBlack);
+    const std::string l = tick_label(v);
+    cv.text(l, left - 10 - Canvas::text_width(l), py - 6, kBlack);
+  }
+  // Axes and titles.
+  cv.rect(left, top, left + 2, bottom + 1, kBlack);
+  cv.rect(left, bottom, right, bottom + 2, kBlack);
+  cv.text(plot.title, (plot.width - Canvas::text_width(plot.title, 3)) / 2, 12, kBlack, 3);
+  cv.text(plot.x_label, (left + right - Canvas::text_width(plot.x_label)) / 2, plot.height - 30, kBlack);
+  const std::string yl = plot.y_label + (plot.log_y ? " (log scale)" : "");
+  cv.text(yl, 14, (top + bottom + Canvas::text_width(yl)) / 2, kBlack, 2, true);
+
+  // Series: lines, markers, legend (top right).
+  int legend_y = top + 10;
+  for (size_t s = 0; s < plot.series.size(); ++s) {
+    const auto& se = plot.series[s];
+    const auto c = series_colour(s);
+    bool have_prev = false;
+    double px = 0, py = 0;
+    for (size_t i = 0; i < se.x.size(); ++i) {
+      if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
+      const double x = X(se.x[i]), y = Y(se.y[i]);
+      if (have_prev) cv.line(px, py, x, y, c, 3);
+      cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
+      px = x, py = y, have_prev = true;
+    }
+    const int lw = Canvas::text_width(se.name);
+    cv.line(right - lw - 60, legend_y + 6, right - lw - 25, legend_y + 6, c, 3);
+    cv.text(se.name, right - lw - 15, legend_y, kBlack);
+    legend_y += 24;
+  }
+  auto out = torch::empty({plot.height, plot.width, 3}, torch::kUInt8);
+  std::memcpy(out.data_ptr<uint8_t>(), cv.px.data(), cv.px.size());
+  return out;
+}
+
+void write_line_plot(const std::string& path, const LinePlot& plot) { write_png(path, render_line_plot(plot)); }
+
+}  // namespace driftx

@@ -1,0 +1,137 @@
+// The equal-wall-clock comparison: its bookkeeping on synthetic curves, the plot it draws, and one
+// tiny end-to-end run on MNIST (seconds).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "driftx/compare.h"
+#include "driftx/data.h"
+#include "driftx/error.h"
+#include "driftx/files.h"
+#include "driftx/image_io.h"
+#include "driftx/plot.h"
+
+using namespace driftx;
+
+namespace {
+
+std::vector<CurvePoint> curve(std::vector<double> fids, double every = 60) {
+  std::vector<CurvePoint> c;
+  for (size_t i = 0; i < fids.size(); ++i) c.push_back({every * (i + 1), int64_t(10 * (i + 1)), fids[i], 0.9});
+  return c;
+}
+
+int64_t count_colour(const torch::Tensor& img, const std::array<uint8_t, 3>& c) {
+  auto target = torch::tensor({c[0], c[1], c[2]}, torch::kUInt8).reshape({1, 1, 3});
+  return (img == target).all(2).sum().item<int64_t>();
+}
+
+}  // namespace
+
+TEST(Compare, TimeToReachIsTheFirstEvaluationAtOrBelowTheThreshold) {
+  auto c = curve({900, 400, 120, 150, 90});
+  EXPECT_DOUBLE_EQ(*time_to_reach(c, 400), 120);
+  EXPECT_DOUBLE_EQ(*time_to_reach(c, 130), 180);
+  EXPECT_DOUBLE_EQ(*time_to_reach(c, 90), 300);
+  EXPECT_FALSE(time_to_reach(c, 50).has_value());
+}
+
+TEST(Compare, ReportStatesWinnersSpeedupAndGoalHonestly) {
+  CompareConfig cc;
+  cc.time_budget_s = 300, cc.eval_every_s = 60;
+  CompareResult r;
+  r.runs.push_back({"standard", {}, curve({900, 600, 400, 300, 250}), 0.5, 1200, 500});
+  r.runs.push_back({"driftxpress", {}, curve({800, 240, 150, 120, 100}), 12, 1000, 400});
+  const auto md = comparison_report(cc, r);
+  // driftxpress reaches the standard's final FID (250) at the second evaluation: 120 s, 300/120 = 2.5x.
+  EXPECT_NE(md.find("| driftxpress | 400 | 1000 | 12.0 | 800.0 | 240.0 | 150.0 | 120.0 | 100.0 | 0.900 | 120s | 2.50x |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| standard | 500 | 1200 | 0.5 | 900.0 | 600.0 | 400.0 | 300.0 | 250.0 | 0.900 | 300s | 1.00x |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("- 1m: **driftxpress** (standard 900.0, driftxpress 800.0)"), std::string::npos) << md;
+  EXPECT_NE(md.find("reached, but later than a third / FID at the deadline no worse"), std::string::npos) << md;
+  // A DriftXpress curve that never gets there is reported as such, and loses where it is worse.
+  r.runs[1].curve = curve({1000, 700, 500, 400, 300});
+  const auto md2 = comparison_report(cc, r);
+  EXPECT_NE(md2.find("not reached | - |"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("- 5m: **standard**"), std::string::npos) << md2;
+  EXPECT_NE(md2.find("not reached / FID at the deadline worse"), std::string::npos) << md2;
+}
+
+TEST(Plot, DrawsAxesLegendAndOneColouredLinePerSeries) {
+  LinePlot p;
+  p.title = "FID vs time";
+  p.x_label = "minutes";
+  p.y_label = "FID";
+  p.log_y = true;
+  p.series = {{"standard", {2, 4, 6}, {900, 500, 300}}, {"driftxpress", {2, 4, 6}, {400, 100, 50}}};
+  auto img = render_line_plot(p);
+  ASSERT_EQ(img.size(0), 560);
+  ASSERT_EQ(img.size(1), 900);
+  // Each series' colour covers at least its markers (3 x 9 x 9 px) and a line between them.
+  for (size_t s = 0; s < 2; ++s) EXPECT_GT(count_colour(img, series_colour(s)), 3 * 81 + 100) << "series " << s;
+  EXPECT_EQ(count_colour(img, series_colour(2)), 0);
+  // Axes and text are black; most of the canvas stays white.
+  EXPECT_GT(count_colour(img, {0, 0, 0}), 2000);
+  EXPECT_GT(count_colour(img, {255, 255, 255}), 560 * 900 / 2);
+  // The lower series is drawn lower: its mean row index is larger.
+  auto rows = torch::arange(560).reshape({560, 1}).expand({560, 900});
+  auto mean_row = [&](size_t s) {
+    auto target = torch::tensor({series_colour(s)[0], series_colour(s)[1], series_colour(s)[2]}, torch::kUInt8).reshape({1, 1, 3});
+    auto mask = (img == target).all(2);
+    return rows.masked_select(mask).to(torch::kFloat64).mean().item<double>();
+  };
+  EXPECT_GT(mean_row(1), mean_row(0) + 50);
+  // Nothing drawable is an error, not an empty picture.
+  LinePlot empty;
+  empty.log_y = true;
+  empty.series = {{"bad", {1, 2}, {0, -1}}};
+  EXPECT_THROW(render_line_plot(empty), Error);
+  LinePlot mismatch;
+  mismatch.series = {{"bad", {1, 2}, {3}}};
+  EXPECT_THROW(render_line_plot(mismatch), Error);
+}
+
+TEST(Compare, TinyEqualWallClockRunOnMnist) {
+  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte")) GTEST_SKIP() << "MNIST not found";
+  CompareConfig cc;
+  cc.out_dir = (std::filesystem::path(testing::TempDir()) / "driftx_compare_tiny").string();
+  std::filesystem::remove_all(cc.out_dir);
+  cc.time_budget_s = 6;
+  cc.eval_every_s = 3;
+  cc.n_eval = 100;
+  cc.base.features = "pool4";
+  cc.base.classes_per_step = 2;
+  cc.base.gen_per_class = 6;
+  cc.base.pos_per_class = 16;
+  cc.base.width = 16;
+  cc.base.noise_dim = 8;
+  cc.overrides["driftxpress"] = {{"landmarks", 40}};
+  const auto r = run_comparison(cc);
+  ASSERT_EQ(r.runs.size(), 2u);
+  for (const auto& m : r.runs) {
+    ASSERT_EQ(m.curve.size(), 2u) << m.method;
+    EXPECT_GE(m.curve[0].time_s, 3.0);  // the deadline counts precompute and is met before scoring
+    EXPECT_GE(m.curve[1].time_s, 6.0);
+    EXPECT_LT(m.curve[1].time_s, 9.0);
+    EXPECT_GT(m.curve[1].step, m.curve[0].step);
+    EXPECT_TRUE(std::isfinite(m.curve[1].fid));
+    EXPECT_GE(m.curve[1].accuracy, 0.0);
+    EXPECT_EQ(m.config["method"], m.method);
+    EXPECT_EQ(m.config["features"], "pool4");  // the shared base reached both methods
+  }
+  EXPECT_EQ(r.runs[1].config["landmarks"], 40);
+  EXPECT_EQ(r.runs[0].config["temperatures"], nlohmann::json({0.02, 0.05, 0.2}));  // each method's default
+  const auto saved = read_json(cc.out_dir + "/compare.json");
+  EXPECT_EQ(saved["runs"].size(), 2u);
+  EXPECT_EQ(saved["config"]["time_budget_s"], 6.0);
+  auto plot = read_png(cc.out_dir + "/fid_vs_time.png");
+  EXPECT_EQ(plot.size(1), 900);
+  auto grid = read_png(cc.out_dir + "/samples_side_by_side.png");
+  EXPECT_GT(grid.size(1), 2 * grid.size(0));  // 21 tiles wide, 10 tall
+  EXPECT_NE(read_file(cc.out_dir + "/report.md").find("| driftxpress |"), std::string::npos);
+  // Bad input is one clear error.
+  CompareConfig bad = cc;
+  bad.methods = {"standard", "magic"};
+  EXPECT_THROW(run_comparison(bad), Error);
+}
