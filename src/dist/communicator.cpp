@@ -91,7 +91,21 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
   if (env.world_size <= 1) return single();
   DRIFTX_CHECK(timeout.count() > 0, "the distributed timeout must be positive");
   std::shared_ptr<Communicator> comm(new Communicator(env, timeout));
-  const double secs = static_cast<double>(timeout.count()) / 1e3;
+#ifdef C10_USE_GLOG
+  // c10d also logs each connection failure through glog (several lines on stderr); the error we throw
+  // says it in one line, so glog is quiet while connecting.
+  struct QuietGlog {
+    int saved = FLAGS_minloglevel;
+    QuietGlog() { FLAGS_minloglevel = std::max(saved, 3); }
+    ~QuietGlog() { FLAGS_minloglevel = saved; }
+  } quiet;
+#endif
+  auto rendezvous_failed = [&](const char* stage, const std::exception& e) {
+    fail("rank {} of {}: rendezvous at {}:{} failed within {:g}s ({}: {}); are all {} ranks running with the same "
+         "MASTER_ADDR/MASTER_PORT? (`driftx launch --nproc {}` starts them)", env.rank, env.world_size,
+         env.master_addr, env.master_port, static_cast<double>(timeout.count()) / 1e3, stage, first_line(e),
+         env.world_size, env.world_size);
+  };
   try {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(env.master_port);
@@ -101,9 +115,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
     opts.timeout = timeout;
     comm->impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
-    fail("rank {} of {}: rendezvous at {}:{} failed within {:g}s: {} (are all {} ranks running with the same "
-         "MASTER_ADDR/MASTER_PORT? `driftx launch --nproc {}` starts them)", env.rank, env.world_size, env.master_addr,
-         env.master_port, secs, first_line(e), env.world_size, env.world_size);
+    rendezvous_failed("store", e);
   }
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -126,7 +138,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
     }
 #endif
   } catch (const std::exception& e) {
-    fail("rank {} of {}: process group setup failed within {:g}s: {}", env.rank, env.world_size, secs, first_line(e));
+    rendezvous_failed("process group", e);
   }
   // Everyone is connected before anyone starts work: failures to connect surface here, not mid-run.
   comm->barrier();

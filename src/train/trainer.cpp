@@ -258,15 +258,15 @@ void Trainer::average_gradients(StepStats& stats) {
   torch::NoGradGuard no_grad;
   // One flat buffer: every parameter's gradient, then the logged numbers. Each rank's loss is the mean
   // over its equal share of the batch, so the mean of the ranks' gradients is the whole batch's.
-  auto params = generator_->parameters();
+  // Parameters without a gradient (unused inputs, e.g. the guidance embedding) have none on any rank.
+  std::vector<torch::Tensor> params;
+  for (auto& p : generator_->parameters())
+    if (p.grad().defined()) params.push_back(p);
   std::vector<torch::Tensor> parts;
-  for (auto& p : params) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    parts.push_back(p.grad().reshape({-1}));
-  }
+  for (auto& p : params) parts.push_back(p.grad().reshape({-1}));
   std::vector<double> logged{stats.loss, stats.clamped_fraction};
   logged.insert(logged.end(), stats.group_loss.begin(), stats.group_loss.end());
-  parts.push_back(torch::tensor(logged, torch::kFloat64).to(parts[0].options()));
+  parts.push_back(torch::tensor(logged, torch::kFloat64).to(device_, torch::kFloat32));
   auto flat = torch::cat(parts);
   comm_->all_reduce_sum(flat);
   flat.div_(static_cast<double>(W));

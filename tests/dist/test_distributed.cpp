@@ -34,7 +34,7 @@ namespace {
 constexpr auto kTimeout = std::chrono::seconds(30);
 
 // Runs body(rank, comm) on `world` threads, each one rank of a Gloo group on loopback.
-void on_ranks(int world, const std::function<void(int, Communicator&)>& body) {
+void on_ranks(int world, const std::function<void(int, const std::shared_ptr<Communicator>&)>& body) {
   const int port = free_tcp_port();
   std::vector<std::thread> threads;
   std::vector<std::string> errors(world);
@@ -43,8 +43,7 @@ void on_ranks(int world, const std::function<void(int, Communicator&)>& body) {
       try {
         DistEnv env;
         env.rank = r, env.world_size = world, env.master_port = port;
-        auto comm = Communicator::connect(env, kTimeout);
-        body(r, *comm);
+        body(r, Communicator::connect(env, kTimeout));
       } catch (const std::exception& e) {
         errors[r] = e.what();
       }
@@ -117,7 +116,7 @@ bool have_mnist() { return std::filesystem::exists(resolve_data_dir() + "/mnist/
 // The tiny training job of the end-to-end tests (seconds per run).
 std::vector<std::string> tiny_train(const std::string& method, const std::string& dir, int64_t steps) {
   return {"train", "--method", method, "--features", "pixels", "--landmarks", "50", "--classes-per-step", "2",
-          "--gen-per-class", "4", "--pos-per-class", "16", "--width", "16", "--noise-dim", "8", "--lr", "1e-3",
+          "--gen-per-class", "4", "--pos-per-class", "16", "--width", "64", "--noise-dim", "8", "--lr", "1e-3",
           "--warmup", "0", "--steps", std::to_string(steps), "--log-every", "1", "--sample-every", "0",
           "--checkpoint-every", "1", "--seed", "3", "--out", dir + "/run", "--cache-dir", dir + "/cache",
           "--dist-timeout", "30s"};
@@ -160,7 +159,8 @@ TEST(Communicator, SingleProcessIsANoOpWithoutAReducer) {
 }
 
 TEST(Communicator, TwoGlooRanksAllReduceAndBroadcastExactValues) {
-  on_ranks(2, [](int r, Communicator& comm) {
+  on_ranks(2, [](int r, const std::shared_ptr<Communicator>& c) {
+    auto& comm = *c;
     EXPECT_EQ(comm.backend(), "gloo");
     EXPECT_EQ(comm.rank(), r);
     auto f64 = torch::tensor({1.0 + r, 0.25 * r}, torch::kFloat64);
@@ -200,9 +200,9 @@ TEST(DistributedSummaries, AllReducedShardsEqualTheSingleProcessSummaries) {
   auto single = make();
   single.add_data(real, labels);
   std::vector<std::unique_ptr<ProjectedField>> fields(2);
-  on_ranks(2, [&](int r, Communicator& comm) {
+  on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& comm) {
     fields[r] = std::make_unique<ProjectedField>(make());
-    add_data_distributed(*fields[r], real, labels, comm);
+    add_data_distributed(*fields[r], real, labels, *comm);
   });
   for (int r = 0; r < 2; ++r) {
     ASSERT_TRUE(fields[r]);
@@ -242,7 +242,8 @@ TEST(DistributedFields, HalfBatchesWithTheReducerGiveTheWholeBatchTargets) {
   const auto whole_std = standard.compute({gen, pos, {}, {}});
   std::vector<torch::Tensor> proj(2), goal(2), loss(2), unreduced(2);
   std::vector<double> scale(2);
-  on_ranks(2, [&](int r, Communicator& comm) {
+  on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& c) {
+    auto& comm = *c;
     auto rows = torch::arange(r * 2 * N, (r + 1) * 2 * N);
     proj[r] = field.compute(x.index_select(0, rows), xl.index_select(0, rows), comm.sum_reducer()).target;
     unreduced[r] = field.compute(x.index_select(0, rows), xl.index_select(0, rows)).target;
@@ -297,12 +298,69 @@ TEST_P(DistributedTraining, TwoRanksOnHalfBatchesEqualOneRankOnTheWholeBatch) {
   Trainer initial(TrainConfig::from_json(read_json(one + "/run/config.json")));  // same seed: the initial generator
   const auto p0 = initial.generator()->parameters();
   double max_diff = 0, max_move = 0;
+  std::string worst;
   for (size_t i = 0; i < p1.size(); ++i) {
-    max_diff = std::max(max_diff, (p1[i] - p2[i]).abs().max().item<double>());
+    const double d = (p1[i] - p2[i]).abs().max().item<double>();
+    if (d > max_diff) max_diff = d, worst = initial.generator()->named_parameters()[i].key();
     max_move = std::max(max_move, (p1[i] - p0[i].detach()).abs().max().item<double>());
   }
-  EXPECT_LT(max_diff, 2e-6) << method;
-  EXPECT_GT(max_move, 1e-3) << method;
+  // Measured here: <= 1.7e-6 (Adam divides each gradient entry by its own size, so entries near zero
+  // carry their float32 rounding into the update); a missing all-reduce differs by ~1e-3.
+  EXPECT_LT(max_diff, 1e-5) << method << ": " << worst;
+  EXPECT_GT(max_move, 1.5e-3) << method;
+}
+
+// The same property without Adam in the way: after one step on the same batch, the gradient every
+// rank applies is exactly the whole-batch gradient of one process (no clipping, so it is raw), for
+// 4 classes split 2 + 2 (the standard field's scale s is shared by the groups of each rank and
+// across ranks). Rank 0 also loads the summaries from the cache the single process wrote and
+// broadcasts them.
+TEST_P(DistributedTraining, AveragedGradientOfTwoRanksIsTheWholeBatchGradient) {
+  TrainConfig c;
+  c.method = GetParam();
+  c.features = "pixels,pool4";
+  c.landmarks = 50;
+  c.classes_per_step = 4;
+  c.gen_per_class = 4;
+  c.pos_per_class = 16;
+  c.width = 64;
+  c.noise_dim = 8;
+  c.grad_clip = 0;
+  c.warmup_steps = 0;
+  c.sample_every = c.checkpoint_every = 0;
+  c.out_dir = path("run");
+  c.cache_dir = path("cache");
+  c.seed = 3;
+  torch::manual_seed(1);
+  const auto z = torch::randn({16, 8});
+  const auto labels = torch::tensor({1, 4, 6, 9}, torch::kLong).repeat_interleave(4);
+  auto grads_of = [](Trainer& t) {
+    std::vector<torch::Tensor> g;
+    for (auto& p : t.generator()->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  Trainer single(c);
+  const double loss = single.step_on(z, labels).loss;
+  const auto g1 = grads_of(single);
+  std::vector<std::vector<torch::Tensor>> g2(2), p2(2);
+  std::vector<double> loss2(2);
+  on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& comm) {
+    Trainer t(c, false, comm);
+    loss2[r] = t.step_on(z, labels).loss;
+    g2[r] = grads_of(t);
+    for (auto& p : t.generator()->parameters()) p2[r].push_back(p.detach().clone());
+  });
+  ASSERT_EQ(g2[0].size(), g1.size());
+  for (size_t i = 0; i < g1.size(); ++i) {
+    const double scale = g1[i].abs().max().item<double>();
+    EXPECT_GT(scale, 0) << "parameter " << i;
+    EXPECT_TRUE(torch::allclose(g2[0][i], g1[i], 1e-4, 1e-5 * scale))
+        << "parameter " << i << ": max diff " << (g2[0][i] - g1[i]).abs().max().item<double>() << " of " << scale;
+    EXPECT_TRUE(torch::equal(g2[0][i], g2[1][i])) << "ranks applied different gradients to parameter " << i;
+    EXPECT_TRUE(torch::equal(p2[0][i], p2[1][i])) << "ranks hold different parameters " << i;
+  }
+  EXPECT_NEAR(loss2[0], loss, 1e-5 * loss);
+  EXPECT_EQ(loss2[0], loss2[1]);
 }
 
 TEST_P(DistributedTraining, ARestartedTwoRankJobResumesFromItsCheckpoint) {
@@ -330,21 +388,31 @@ class DistributedFaults : public TempDirTest {
 };
 
 TEST_F(DistributedFaults, ALoneRankGivesUpAtTheTimeoutNamingTheRendezvous) {
-  const int port = free_tcp_port();
+  // Rank 0 alone (hosts the store, nobody joins) and rank 1 alone (no store to reach), 2 s timeout.
   auto args = concat({DRIFTX_BINARY, "--threads", "1"}, tiny_train("driftxpress", path("job"), 1));
   args.back() = "2s";  // --dist-timeout
   const auto t0 = Clock::now();
-  Child rank0(args, {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)},
-              path("rank0.log"));
-  const int code = rank0.wait_for(std::chrono::seconds(20));
-  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  const auto out = read_text(path("rank0.log"));
-  EXPECT_EQ(code, 1) << out;
-  EXPECT_GE(secs, 1.5);
-  EXPECT_LT(secs, 15.0) << "the 2 s timeout was not honoured";
-  EXPECT_NE(out.find("error: rank 0 of 2: rendezvous at 127.0.0.1:" + std::to_string(port) + " failed within 2s"),
-            std::string::npos) << out;
-  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
+  std::vector<int> ports;
+  std::vector<std::unique_ptr<Child>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ports.push_back(free_tcp_port());
+    ranks.push_back(std::make_unique<Child>(
+        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                       "MASTER_PORT=" + std::to_string(ports[r])},
+        path(fmt::format("rank{}.log", r))));
+  }
+  for (int r = 0; r < 2; ++r) {
+    const int code = ranks[r]->wait_for(std::chrono::seconds(20));
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const auto out = read_text(ranks[r]->log);
+    EXPECT_EQ(code, 1) << out;
+    EXPECT_LT(secs, 15.0) << "rank " << r << ": the 2 s timeout was not honoured";
+    EXPECT_EQ(out.rfind(fmt::format("error: rank {} of 2: rendezvous at 127.0.0.1:{} failed within 2s (", r, ports[r]), 0),
+              0u) << out;
+    EXPECT_NE(out.find("are all 2 ranks running"), std::string::npos) << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "one line: " << out;
+  }
+  EXPECT_GE(std::chrono::duration<double>(Clock::now() - t0).count(), 1.9);  // it did wait for the others
 }
 
 TEST_F(DistributedFaults, WhenARankDiesTheOtherStopsWithinTheTimeoutAndSaysWhy) {
