@@ -92,7 +92,9 @@ void run(const DistArgs& a) {
     table.add_row({std::to_string(r["ranks"].get<int>()), std::to_string(r["threads_per_rank"].get<int>()),
                    r["backend"].get<std::string>(), fixed(r["precompute_s"].get<double>(), 2),
                    fixed(r["summary_s"].get<double>(), 2),
-                   fixed(base["summary_s"].get<double>() / std::max(r["summary_s"].get<double>(), 1e-9), 2) + "x",
+                   r["summary_s"].get<double>() > 0  // the standard field has no summaries
+                       ? fixed(base["summary_s"].get<double>() / r["summary_s"].get<double>(), 2) + "x"
+                       : "-",
                    fixed(ms, 1), fixed(batch / (ms * 1e-3), 0), fixed(base["ms_per_step"].get<double>() / ms, 2) + "x"});
   }
   table.print(std::cout);
