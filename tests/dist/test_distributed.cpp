@@ -340,12 +340,17 @@ TEST_P(DistributedTraining, AveragedGradientOfTwoRanksIsTheWholeBatchGradient) {
     return g;
   };
   Trainer single(c);
+  Generator initial(single.generator()->config());
+  copy_parameters(*initial, *single.generator());
   const double loss = single.step_on(z, labels).loss;
   const auto g1 = grads_of(single);
   std::vector<std::vector<torch::Tensor>> g2(2), p2(2);
   std::vector<double> loss2(2);
   on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& comm) {
     Trainer t(c, false, comm);
+    // Threads share LibTorch's global RNG, which seeds the initialisation, so two Trainers built at
+    // once draw interleaved numbers (separate processes do not): start from the single run's weights.
+    copy_parameters(*t.generator(), *initial);
     loss2[r] = t.step_on(z, labels).loss;
     g2[r] = grads_of(t);
     for (auto& p : t.generator()->parameters()) p2[r].push_back(p.detach().clone());
