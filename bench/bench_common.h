@@ -78,5 +78,6 @@ std::string fixed(double v, int decimals);
 void add_bench_field_standard(CLI::App& bench);
 void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
 void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
+void add_bench_dist(CLI::App& bench);        // bench/bench_dist.cpp
 
 }  // namespace driftx::bench

@@ -1,9 +1,15 @@
 // The formulas every field, the trainer and the fidelity tool share (SPEC §2-3). One definition each.
 #pragma once
 
+#include <functional>
+
 #include <torch/torch.h>
 
 namespace driftx {
+
+// Sums a small tensor of partial statistics in place over the processes that share one batch
+// (data-parallel training: Communicator::sum_reducer()). Empty: the batch is all on this process.
+using SumReducer = std::function<void(torch::Tensor&)>;
 
 // Euclidean distances sqrt(max(||x - y||^2, min_sq)) between the rows of x (... x n x d) and
 // y (... x m x d); leading dimensions broadcast. Result ... x n x m, in x's dtype. Computed with one
@@ -19,8 +25,10 @@ double effective_temperature(double tau, int64_t dim);
 // Drift normalisation, the two guards the two releases use (SPEC §2 step 5 and §3):
 //  ClampMeanSquare: F / sqrt(max(mean(F^2), 1e-8))      (standard field)
 //  AddEps:          F / (sqrt(mean(F^2)) + eps)          (projected field; mean_i ||F_i||^2 / D == mean(F^2))
-// The mean runs over every entry of F, so all groups passed together share one normaliser.
+// The mean runs over every entry of F, so all groups passed together share one normaliser; with a
+// reducer it runs over every entry of every process's F (sum and count reduced).
 enum class DriftNorm { ClampMeanSquare, AddEps };
-torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps = 1e-8);
+torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps = 1e-8,
+                              const SumReducer& reduce = {});
 
 }  // namespace driftx

@@ -10,6 +10,8 @@
 
 #include <torch/torch.h>
 
+#include "driftx/kernel.h"
+
 namespace driftx {
 
 // psi(x) = k(x, U) Amap with Amap = (W + ridge I)^(-1/2), W = k(U, U), for one temperature.
@@ -104,13 +106,14 @@ class ProjectedField {
 
   // Field for generated features x (B x D raw, may require grad). labels (B int64) selects
   // class-conditional attraction (class c uses class c's summaries) and groups the repulsion by class;
-  // undefined: unconditional attraction over all data, one repulsion group.
+  // undefined: unconditional attraction over all data, one repulsion group. reduce (kernel.h): when
+  // the batch is split across processes, sums the drift normalisation's statistics over all of them.
   // guidance_mass (B float, optional; CFG, SPEC §2): the total weight (alpha - 1)(N - 1) that unconditional
   // real samples carry as extra negatives in query i's repulsion, in units of one generated sample. The
   // standard field draws U real samples with weight w = mass / U each; here their expectation enters
   // instead, from the cached unconditional summaries: mass / |Y| * sum_y k(x, y) (y, 1) (Nystrom).
   ProjectedFieldResult compute(const torch::Tensor& x, const torch::Tensor& labels = {},
-                               const torch::Tensor& guidance_mass = {}) const;
+                               const torch::Tensor& guidance_mass = {}, const SumReducer& reduce = {}) const;
 
   // Pieces in scaled coordinates (xs = x / S), one tensor (B x D) per temperature. Distances to the
   // landmarks are computed once and shared by the temperatures. `clamped` (if given) receives, per

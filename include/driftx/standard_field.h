@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "driftx/kernel.h"
+
 namespace driftx {
 
 struct StandardFieldConfig {
@@ -40,8 +42,10 @@ class StandardField {
   explicit StandardField(StandardFieldConfig config = {});
   const StandardFieldConfig& config() const { return config_; }
 
-  // Computes goal, drift and loss. Throws driftx::Error on inconsistent shapes.
-  StandardFieldResult compute(const StandardFieldInput& input) const;
+  // Computes goal, drift and loss. Throws driftx::Error on inconsistent shapes. reduce (kernel.h):
+  // when the call's groups are one share of a batch split across processes, sums the batch-shared
+  // statistics (the scale s and the drift normalisation) over all of them.
+  StandardFieldResult compute(const StandardFieldInput& input, const SumReducer& reduce = {}) const;
 
  private:
   StandardFieldConfig config_;

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "driftx/data.h"
+#include "driftx/distributed.h"
 #include "driftx/generator.h"
 #include "driftx/projected_field.h"
 #include "driftx/standard_field.h"
@@ -88,7 +89,11 @@ class Trainer {
  public:
   // Loads the dataset, builds the generator, optimiser and (driftxpress) the field summaries.
   // With resume, continues from <out_dir>/checkpoint.pt (the stored configuration must match).
-  Trainer(TrainConfig config, bool resume = false);
+  // comm (default: one process): data-parallel training. Every rank draws the same batch and trains
+  // on its share of the classes (classes_per_step / world size each); summaries are built from a
+  // share of the data each and all-reduced; gradients are averaged before clipping; only rank 0
+  // writes (config, log, samples, checkpoints, summary cache). Every rank reads the checkpoint.
+  Trainer(TrainConfig config, bool resume = false, std::shared_ptr<Communicator> comm = nullptr);
   ~Trainer();
 
   // Trains until steps / time budget / stop flag; writes log, samples and checkpoints.
@@ -96,7 +101,8 @@ class Trainer {
   int64_t run(const std::atomic<bool>* stop = nullptr);
 
   // One optimisation step on a freshly sampled batch / on a given batch (z: B x noise_dim, labels: B,
-  // class-major groups of gen_per_class rows, undefined when unconditional).
+  // class-major groups of gen_per_class rows, undefined when unconditional). With several ranks, z and
+  // labels are the whole batch; this rank uses its share of the rows.
   // alpha: B guidance scales (one per row, constant within a class group), only with guidance.
   StepStats step();
   StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels, const torch::Tensor& alpha = {});
@@ -120,6 +126,8 @@ class Trainer {
   Generator& ema_generator() { return ema_; }
   const TrainConfig& config() const { return config_; }
   double precompute_seconds() const { return precompute_s_; }
+  double summary_seconds() const { return summary_s_; }  // part of the precompute: building the summaries
+  Communicator& communicator() { return *comm_; }
 
  private:
   struct Group;
@@ -130,12 +138,16 @@ class Trainer {
                            std::vector<torch::Tensor>* targets);
   Batch sample_batch();
   torch::Tensor generate(Generator& g, const Batch& batch);
+  Batch share_batch(const Batch& batch) const;  // this rank's rows (share_rows of each part)
   void write_checkpoint(const std::string& path, double elapsed_s) const;
   void load_checkpoint(const std::string& path);
   void write_samples(const std::string& path, Generator& g);
   void update_ema();
+  torch::Tensor share_rows(const torch::Tensor& batch) const;  // this rank's rows of a batch tensor
+  void average_gradients(StepStats& stats);                    // all-reduce: gradients and logged numbers
 
   TrainConfig config_;
+  std::shared_ptr<Communicator> comm_;
   torch::Device device_;
   Dataset data_;
   Generator generator_{nullptr}, ema_{nullptr};
@@ -143,7 +155,7 @@ class Trainer {
   std::vector<std::unique_ptr<Group>> groups_;
   at::Generator rng_;
   int64_t step_ = 0;
-  double precompute_s_ = 0, elapsed_before_s_ = 0;
+  double precompute_s_ = 0, summary_s_ = 0, elapsed_before_s_ = 0;
   bool precompute_counted_ = false;
   torch::Tensor fixed_z_, fixed_labels_;
 };

@@ -2,12 +2,14 @@
 
 #include <thread>
 
+#include "driftx/distributed.h"
 #include "driftx/error.h"
 
 namespace driftx {
 
 int set_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Ranks of one job on one machine share its cores (LOCAL_WORLD_SIZE: driftx launch, torchrun).
+  if (n <= 0) n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / DistEnv::from_env().local_world_size);
   at::set_num_threads(n);
   return at::get_num_threads();
 }

@@ -17,8 +17,14 @@ torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, dou
 
 double effective_temperature(double tau, int64_t dim) { return tau * std::sqrt(static_cast<double>(dim)); }
 
-torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps) {
+torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps, const SumReducer& reduce) {
   auto ms = drift.pow(2).mean();
+  if (reduce) {
+    auto stats = torch::stack({drift.pow(2).sum().to(torch::kFloat64),
+                               torch::scalar_tensor(static_cast<double>(drift.numel()), ms.options().dtype(torch::kFloat64))});
+    reduce(stats);
+    ms = (stats[0] / stats[1]).to(drift.scalar_type());
+  }
   if (guard == DriftNorm::ClampMeanSquare) return drift / ms.clamp_min(1e-8).sqrt();
   return drift / (ms.sqrt() + eps);
 }

@@ -302,7 +302,7 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
 }
 
 ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch::Tensor& labels,
-                                             const torch::Tensor& guidance_mass) const {
+                                             const torch::Tensor& guidance_mass, const SumReducer& reduce) const {
   DRIFTX_CHECK(x.dim() == 2 && x.size(1) == dim_, "projected field: generated features must be B x {}, got {}", dim_,
                shape_str(x.sizes()));
   DRIFTX_CHECK(x.size(0) >= 2, "projected field: need at least 2 generated samples for the repulsion");
@@ -322,7 +322,7 @@ ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch
     for (size_t t = 0; t < attract.size(); ++t) {
       auto v = attract[t] - repel[t];
       out.drift_rms.push_back(v.pow(2).mean().sqrt().item<double>());
-      drift.add_(normalize_drift(v, DriftNorm::AddEps, config_.eps));
+      drift.add_(normalize_drift(v, DriftNorm::AddEps, config_.eps, reduce));
       out.clamped += clamped[t];
     }
     out.clamped_fraction = static_cast<double>(out.clamped) / static_cast<double>(xs.size(0) * attract.size());

@@ -20,7 +20,7 @@ StandardField::StandardField(StandardFieldConfig config) : config_(std::move(con
   DRIFTX_CHECK(config_.affinity_floor >= 0, "standard field: affinity floor {} must be >= 0", config_.affinity_floor);
 }
 
-StandardFieldResult StandardField::compute(const StandardFieldInput& in) const {
+StandardFieldResult StandardField::compute(const StandardFieldInput& in, const SumReducer& reduce) const {
   DRIFTX_CHECK(in.generated.defined() && in.positives.defined(), "standard field: generated and positives are required");
   const bool two_d = in.generated.dim() == 2;
   DRIFTX_CHECK(in.generated.dim() == 2 || in.generated.dim() == 3,
@@ -57,9 +57,13 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in) const {
     }
     auto dist = euclidean_distances(X, targets);  // G x N x T
     // Step 3: one scale for the whole call: sum_ij w_j d_ij / sum_ij w_j, via the column sums (no
-    // G x N x T temporary).
-    const double s = ((dist.sum(1) * wT).sum().item<double>() / static_cast<double>(G * N * T)) /
-                     wT.mean().item<double>();
+    // G x N x T temporary). Across processes the weighted distance sums and entry counts add, and the
+    // mean weight is the mean of the per-process means (every process holds the same number of groups).
+    auto scale_stats = torch::tensor({(dist.sum(1) * wT).sum().item<double>(), static_cast<double>(G * N * T),
+                                      wT.mean().item<double>(), 1.0}, torch::kFloat64);
+    if (reduce) reduce(scale_stats);
+    const auto st = scale_stats.accessor<double, 1>();
+    const double s = (st[0] / st[1]) / (st[2] / st[3]);
     const double c = std::max(s / std::sqrt(static_cast<double>(D)), 1e-3);
     out.scale = s;
     out.coord_scale = c;
@@ -139,7 +143,7 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in) const {
       });
       auto F = torch::matmul(A, Ts).sub_(coef_rowsum * Xs);
       out.drift_rms.push_back(F.pow(2).mean().sqrt().item<double>());
-      drift_sum.add_(normalize_drift(F, DriftNorm::ClampMeanSquare));
+      drift_sum.add_(normalize_drift(F, DriftNorm::ClampMeanSquare, 1e-8, reduce));
     }
     goal = Xs + drift_sum;
     out.drift = two_d ? drift_sum.squeeze(0) : drift_sum;

@@ -139,8 +139,9 @@ struct Trainer::Group {
   std::unique_ptr<StandardField> standard;    // standard
 };
 
-Trainer::Trainer(TrainConfig config, bool resume)
-    : config_(std::move(config)), device_(parse_device(config_.device)),
+Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> comm)
+    : config_(std::move(config)), comm_(comm ? std::move(comm) : Communicator::single()),
+      device_(parse_device(config_.device)),
       rng_(at::detail::createCPUGenerator(config_.seed)) {
   if (config_.temperatures.empty()) config_.temperatures = default_temperatures(config_.method);
   config_.validate();
@@ -149,6 +150,10 @@ Trainer::Trainer(TrainConfig config, bool resume)
   if (!config_.conditional) config_.classes_per_step = 1;
   DRIFTX_CHECK(config_.classes_per_step <= data_.num_classes, "--classes-per-step {} exceeds the {} classes of {}",
                config_.classes_per_step, data_.num_classes, config_.dataset);
+  DRIFTX_CHECK(config_.classes_per_step % comm_->world_size() == 0,
+               "--classes-per-step {} is not divisible by the world size {}: each rank trains on an equal share of "
+               "the classes of every batch{}", config_.classes_per_step, comm_->world_size(),
+               config_.conditional ? "" : " (an unconditional run has one class per step: train it on one rank)");
 
   GeneratorConfig gc;
   gc.noise_dim = config_.noise_dim;
@@ -175,8 +180,10 @@ Trainer::Trainer(TrainConfig config, bool resume)
     fixed_labels_ = config_.conditional ? torch::arange(rows).repeat_interleave(10) : torch::Tensor();
   }
 
-  make_dirs(config_.out_dir);
-  make_dirs(config_.out_dir + "/samples");
+  if (comm_->is_main()) {
+    make_dirs(config_.out_dir);
+    make_dirs(config_.out_dir + "/samples");
+  }
   const std::string cache_dir = config_.cache_dir.empty()
                                     ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
                                     : config_.cache_dir;
@@ -197,22 +204,27 @@ Trainer::Trainer(TrainConfig config, bool resume)
       lc.total = config_.landmarks;
       lc.seed = config_.seed;
       auto U_idx = select_landmarks(feats, data_.labels, lc);
+      comm_->broadcast(U_idx);  // every rank summarises against rank 0's landmarks and scale
       auto U = feats.index_select(0, U_idx);
+      auto S = torch::tensor(projected_feature_scale(feats, U), torch::kFloat64);
+      comm_->broadcast(S);
       ProjectedFieldConfig pc;
       pc.temperatures = config_.temperatures;
       pc.ridge = config_.ridge;
       pc.repulsion = parse_repulsion(config_.repulsion);
       const ShardLayout layout{config_.conditional ? data_.num_classes : 1, 1};
       group->projected = std::make_unique<ProjectedField>(U, data_.labels.index_select(0, U_idx), layout,
-                                                          projected_feature_scale(feats, U), pc);
+                                                          S.item<double>(), pc);
       const std::string fingerprint = tensor_fingerprint(feats) + "/" + tensor_fingerprint(data_.labels);
       const nlohmann::json key = {{"d", config_.dataset}, {"g", name}, {"c", config_.conditional},
                                   {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
                                   {"t", config_.temperatures}, {"r", config_.ridge}};
       const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, name,
                                             tensor_fingerprint(bytes_to_tensor(key.dump())).substr(0, 8));
+      // Rank 0 owns the cache: it loads and broadcasts, or every rank summarises its share of the data.
       bool loaded = false;
-      if (std::filesystem::exists(cache)) {
+      const auto ts = Clock::now();
+      if (comm_->is_main() && std::filesystem::exists(cache)) {
         try {
           group->projected->load(cache, config_.landmark_strategy, fingerprint);
           loaded = true;
@@ -220,12 +232,17 @@ Trainer::Trainer(TrainConfig config, bool resume)
           std::cerr << "note: rebuilding summaries: " << e.what() << std::endl;
         }
       }
-      if (!loaded) {
-        group->projected->add_data(feats, config_.conditional ? data_.labels : torch::Tensor());
-        make_dirs(cache_dir);
-        group->projected->save(cache, config_.landmark_strategy, fingerprint);
+      if ((loaded = comm_->broadcast_flag(loaded))) {
+        broadcast_summaries(*group->projected, *comm_);
+      } else {
+        add_data_distributed(*group->projected, feats, config_.conditional ? data_.labels : torch::Tensor(), *comm_);
+        if (comm_->is_main()) {
+          make_dirs(cache_dir);
+          group->projected->save(cache, config_.landmark_strategy, fingerprint);
+        }
       }
-      std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name, feats.size(1),
+      summary_s_ += seconds_since(ts);
+      if (comm_->is_main()) std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name, feats.size(1),
                                U.size(0), group->projected->scale(), group->projected->max_condition_number(),
                                loaded ? "(from cache " + cache + ")" : "(built, cached at " + cache + ")");
     }
@@ -237,7 +254,49 @@ Trainer::Trainer(TrainConfig config, bool resume)
     DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
     load_checkpoint(ckpt);
   }
-  write_json(config_.out_dir + "/config.json", config_.to_json());
+  // Same starting point on every rank (initialisation is seeded; this makes it exact).
+  for (auto* g : {&generator_, &ema_}) {
+    broadcast_tensors((*g)->parameters(), *comm_);
+    broadcast_tensors((*g)->buffers(), *comm_);
+  }
+  if (comm_->is_main()) write_json(config_.out_dir + "/config.json", config_.to_json());
+}
+
+torch::Tensor Trainer::share_rows(const torch::Tensor& batch) const {
+  const int64_t W = comm_->world_size();
+  if (W == 1 || !batch.defined()) return batch;
+  // Batches are class-major with classes_per_step divisible by W: rank r's rows are its classes' rows.
+  const int64_t rows = batch.size(0) / W;
+  return batch.narrow(0, comm_->rank() * rows, rows);
+}
+
+void Trainer::average_gradients(StepStats& stats) {
+  const int64_t W = comm_->world_size();
+  if (W == 1) return;
+  torch::NoGradGuard no_grad;
+  // One flat buffer: every parameter's gradient, then the logged numbers. Each rank's loss is the mean
+  // over its equal share of the batch, so the mean of the ranks' gradients is the whole batch's.
+  // Parameters without a gradient (unused inputs, e.g. the guidance embedding) have none on any rank.
+  std::vector<torch::Tensor> params;
+  for (auto& p : generator_->parameters())
+    if (p.grad().defined()) params.push_back(p);
+  std::vector<torch::Tensor> parts;
+  for (auto& p : params) parts.push_back(p.grad().reshape({-1}));
+  std::vector<double> logged{stats.loss, stats.clamped_fraction};
+  logged.insert(logged.end(), stats.group_loss.begin(), stats.group_loss.end());
+  parts.push_back(torch::tensor(logged, torch::kFloat64).to(device_, torch::kFloat32));
+  auto flat = torch::cat(parts);
+  comm_->all_reduce_sum(flat);
+  flat.div_(static_cast<double>(W));
+  int64_t offset = 0;
+  for (auto& p : params) {
+    p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+    offset += p.numel();
+  }
+  auto back = flat.narrow(0, offset, static_cast<int64_t>(logged.size())).to(torch::kCPU, torch::kFloat64);
+  stats.loss = back[0].item<double>();
+  stats.clamped_fraction = back[1].item<double>();
+  for (size_t g = 0; g < stats.group_loss.size(); ++g) stats.group_loss[g] = back[2 + g].item<double>();
 }
 
 Trainer::~Trainer() = default;
@@ -260,6 +319,11 @@ torch::Tensor Trainer::generate(Generator& g, const Batch& b) {
   return g->forward(b.z.to(device_), on(b.labels), on(b.alpha));
 }
 
+Trainer::Batch Trainer::share_batch(const Batch& b) const {
+  return {share_rows(b.z), share_rows(b.labels), share_rows(b.alpha)};
+}
+
+// images: this rank's rows of the batch (share_batch); batch: the whole batch.
 torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const Batch& batch, StepStats* stats,
                                   std::vector<torch::Tensor>* targets) {
   const auto& group = *groups_[g];
@@ -269,33 +333,36 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   const auto mass = batch.alpha.defined() ? (batch.alpha.to(torch::kCPU) - 1) * static_cast<double>(N - 1) : torch::Tensor();
   auto phi = image_features(images, group.name).to(torch::kCPU);
   if (group.projected) {
-    auto r = group.projected->compute(phi, labels, mass);
+    auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
     if (targets) targets->push_back(r.target);
     return r.loss;
   }
   // Standard: positives drawn and encoded every step, N_pos per class of the batch.
   const int64_t P = config_.pos_per_class;
+  const int64_t share = Nc / comm_->world_size(), first = comm_->rank() * share;  // this rank's classes
   std::vector<torch::Tensor> pos;
   for (int64_t c = 0; c < Nc; ++c) {
     torch::Tensor pool = config_.conditional ? data_.class_index[labels[c * N].item<int64_t>()] : torch::Tensor();
     const int64_t n = pool.defined() ? pool.numel() : data_.size();
-    auto pick = torch::randint(n, {P}, rng_, torch::kLong);
+    auto pick = torch::randint(n, {P}, rng_, torch::kLong);  // drawn on every rank: the RNGs stay in step
+    if (c < first || c >= first + share) continue;
     auto idx = pool.defined() ? pool.index_select(0, pick) : pick;
     torch::NoGradGuard no_grad;
     pos.push_back(image_features(data_.images.index_select(0, idx), group.name));
   }
-  StandardFieldInput in{phi.reshape({Nc, N, -1}), torch::stack(pos), {}, {}};
+  StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
   if (mass.defined()) {
-    // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U.
+    // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U; drawn
+    // for the whole batch on every rank (the RNGs stay in step), encoded for this rank's classes.
     const int64_t U = config_.guidance_negatives;
-    auto pick = torch::randint(data_.size(), {Nc * U}, rng_, torch::kLong);
+    auto pick = torch::randint(data_.size(), {Nc, U}, rng_, torch::kLong).narrow(0, first, share).reshape({-1});
     torch::NoGradGuard no_grad;
-    in.negatives = image_features(data_.images.index_select(0, pick), group.name).reshape({Nc, U, -1});
-    in.negative_weight = mass.reshape({Nc, N}).select(1, 0) / static_cast<double>(U);
+    in.negatives = image_features(data_.images.index_select(0, pick), group.name).reshape({share, U, -1});
+    in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
   }
-  auto r = group.standard->compute(in);
-  if (targets) targets->push_back(r.goal.reshape({Nc * N, -1}) * r.coord_scale);
+  auto r = group.standard->compute(in, comm_->sum_reducer());
+  if (targets) targets->push_back(r.goal.reshape({share * N, -1}) * r.coord_scale);
   return r.loss;
 }
 
@@ -309,7 +376,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   StepStats stats;
   generator_->train();
   const Batch batch{z, labels, alpha};
-  auto images = generate(generator_, batch);
+  auto images = generate(generator_, share_batch(batch));
   torch::Tensor loss;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto l = group_loss(g, images, batch, &stats, nullptr);
@@ -324,6 +391,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   loss.backward();
+  average_gradients(stats);  // before clipping: every rank clips and steps the same gradient
   if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(generator_->parameters(), config_.grad_clip);
   optimizer_->step();
   ++step_;
@@ -348,7 +416,7 @@ std::pair<double, std::vector<torch::Tensor>> Trainer::drift_targets(const torch
   double total = 0;
   torch::NoGradGuard no_grad;
   const Batch batch{z, labels, alpha};
-  auto images = generate(generator_, batch);
+  auto images = generate(generator_, share_batch(batch));
   for (size_t g = 0; g < groups_.size(); ++g) total += group_loss(g, images, batch, nullptr, &targets).item<double>();
   return {total, targets};
 }
@@ -356,7 +424,7 @@ std::pair<double, std::vector<torch::Tensor>> Trainer::drift_targets(const torch
 double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels, const std::vector<torch::Tensor>& targets,
                              const torch::Tensor& alpha) {
   torch::NoGradGuard no_grad;
-  auto images = generate(generator_, {z, labels, alpha});
+  auto images = generate(generator_, share_batch({z, labels, alpha}));
   double total = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto phi = image_features(images, groups_[g]->name).to(torch::kCPU);
@@ -450,9 +518,11 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   const auto t0 = Clock::now();
   const double budget = config_.time_budget_s;
   const bool tty = isatty(fileno(stdout));
-  // A resumed run appends to its log; a fresh run in an old directory starts a new one.
-  std::ofstream log(config_.out_dir + "/log.jsonl", step_ > 0 ? std::ios::app : std::ios::trunc);
-  DRIFTX_CHECK(log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
+  // A resumed run appends to its log; a fresh run in an old directory starts a new one. Rank 0 writes.
+  const bool main = comm_->is_main();
+  std::ofstream log;
+  if (main) log.open(config_.out_dir + "/log.jsonl", step_ > 0 ? std::ios::app : std::ios::trunc);
+  DRIFTX_CHECK(!main || log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
   const std::string ckpt = config_.out_dir + "/checkpoint.pt";
   auto elapsed = [&] { return elapsed_before_s_ + seconds_since(t0); };
   if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
@@ -463,13 +533,14 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   std::string stop_reason = "step limit";
   while (true) {
     if (config_.steps > 0 && step_ >= config_.steps) break;
-    if (budget > 0 && elapsed() >= budget) { stop_reason = "time budget"; break; }
-    if (stop && stop->load()) { stop_reason = "interrupted"; break; }
+    // Ranks stop together: one rank's deadline or Ctrl-C stops every rank before the same step.
+    if (comm_->any(budget > 0 && elapsed() >= budget)) { stop_reason = "time budget"; break; }
+    if (comm_->any(stop && stop->load())) { stop_reason = "interrupted"; break; }
     const StepStats s = step();
     ++done;
     ++steps_since;
     interval_s += s.step_seconds;
-    if (step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps)) {
+    if (main && (step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps))) {
       const double per_step = interval_s / static_cast<double>(steps_since);
       const double ips = static_cast<double>(config_.classes_per_step * config_.gen_per_class) / std::max(per_step, 1e-9);
       nlohmann::json groups;
@@ -488,12 +559,13 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
       if (tty) std::cout << "\r" << line << "\033[K" << std::flush; else std::cout << line << std::endl;
       steps_since = 0, interval_s = 0;
     }
-    if (config_.sample_every > 0 && step_ % config_.sample_every == 0)
+    if (main && config_.sample_every > 0 && step_ % config_.sample_every == 0)
       write_samples(fmt::format("{}/samples/step_{:07d}.png", config_.out_dir, step_), generator_);
-    if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) write_checkpoint(ckpt, elapsed());
+    if (main && config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) write_checkpoint(ckpt, elapsed());
   }
-  if (tty) std::cout << std::endl;
   elapsed_before_s_ = elapsed();
+  if (!main) return done;
+  if (tty) std::cout << std::endl;
   save_checkpoint(ckpt);
   write_samples(config_.out_dir + "/samples/final.png", generator_);
   write_samples(config_.out_dir + "/samples/final_ema.png", ema_);

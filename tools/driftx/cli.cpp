@@ -17,7 +17,7 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   // A flag given twice takes its last value, so wrappers (scripts/run.sh) can be overridden.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores)")->capture_default_str();
+  app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores, divided among the ranks of a driftx launch)")->capture_default_str();
   app.set_version_flag("--version", "driftx 0.1.0");
   add_field_command(app);
   add_bench_command(app);
@@ -27,6 +27,7 @@ int run(int argc, char** argv) {
   add_eval_command(app);
   add_evaluator_command(app);
   add_compare_command(app);
+  add_launch_command(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
   try {

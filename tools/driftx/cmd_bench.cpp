@@ -11,6 +11,7 @@ void add_bench_command(CLI::App& app) {
   driftx::bench::add_bench_field_standard(*bench);
   driftx::bench::add_bench_field(*bench);
   driftx::bench::add_bench_train_step(*bench);
+  driftx::bench::add_bench_dist(*bench);
 }
 
 }  // namespace driftx::cli

@@ -4,9 +4,11 @@
 #include <iostream>
 
 #include "commands.h"
+#include "driftx/distributed.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
 #include "driftx/parse.h"
+#include "driftx/runtime.h"
 #include "driftx/train.h"
 
 namespace driftx::cli {
@@ -18,7 +20,7 @@ void on_sigint(int) { g_stop.store(true); }
 
 struct TrainArgs {
   TrainConfig config;
-  std::string temps, time_budget, config_file;
+  std::string temps, time_budget, config_file, dist_timeout = "120s";
   bool unconditional = false, resume = false;
 };
 
@@ -65,7 +67,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", c.out_dir, "Run directory (config.json, log.jsonl, checkpoint.pt, samples/)")->capture_default_str();
   cmd->add_flag("--resume", a.resume, "Continue from <out>/checkpoint.pt");
   cmd->add_option("--seed", c.seed, "Seed (same seed + config = same numbers)")->capture_default_str();
-  cmd->add_option("--device", c.device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--device", c.device, "cpu, cuda or auto (with several ranks, cuda means cuda:LOCAL_RANK)")->capture_default_str();
+  cmd->add_option("--dist-timeout", a.dist_timeout, "Several ranks (RANK/WORLD_SIZE set, e.g. by driftx launch): how long "
+                                                    "to wait for the rendezvous or a collective before failing")->capture_default_str();
   cmd->callback([cmd] {
     TrainConfig config = a.config;
     if (!a.config_file.empty()) {
@@ -83,8 +87,17 @@ void add_train_command(CLI::App& app) {
       fail("no stopping rule: give --steps N or --time-budget T (e.g. 10m)");
     std::signal(SIGINT, on_sigint);
     std::signal(SIGTERM, on_sigint);
-    Trainer trainer(config, a.resume);
-    std::cout << fmt::format("training {} on {} ({}), out {} (precompute {:.1f}s)\n", config.method, config.dataset,
+    // One process per rank (torchrun conventions); no RANK/WORLD_SIZE: a single process.
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(parse_duration(a.dist_timeout, "--dist-timeout") * 1e3));
+    auto comm = Communicator::from_env(timeout, parse_device(config.device));
+    if (comm->world_size() > 1 && (config.device == "cuda" || config.device == "auto") && parse_device(config.device).is_cuda())
+      config.device = fmt::format("cuda:{}", comm->env().local_rank);
+    Trainer trainer(config, a.resume, comm);
+    if (comm->world_size() > 1 && comm->is_main())
+      std::cout << fmt::format("distributed: {} ranks ({}), {} threads per rank, {} classes per rank per step\n",
+                               comm->world_size(), comm->backend(), at::get_num_threads(),
+                               config.classes_per_step / comm->world_size());
+    if (comm->is_main()) std::cout << fmt::format("training {} on {} ({}), out {} (precompute {:.1f}s)\n", config.method, config.dataset,
                              config.conditional ? "class-conditional" : "unconditional", config.out_dir,
                              trainer.precompute_seconds());
     trainer.run(&g_stop);

@@ -20,6 +20,7 @@ void add_sample_command(CLI::App& app);  // sample and export
 void add_eval_command(CLI::App& app);
 void add_evaluator_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_launch_command(CLI::App& app);   // local ranks of a distributed job
 
 int run(int argc, char** argv);
 
