@@ -277,37 +277,48 @@ class DistributedTraining : public TempDirTest, public ::testing::WithParamInter
 };
 
 TEST_P(DistributedTraining, TwoRanksOnHalfBatchesEqualOneRankOnTheWholeBatch) {
-  const std::string method = GetParam(), one = path("one"), two = path("two");
-  ASSERT_EQ(run(tiny_train(method, one, 2), path("one.log")), 0) << read_text(path("one.log"));
-  ASSERT_EQ(run(concat({"launch", "--nproc", "2", "--"}, tiny_train(method, two, 2)), path("two.log")), 0)
-      << read_text(path("two.log"));
-  const auto out = read_text(path("two.log"));
-  EXPECT_NE(out.find("[rank 0] distributed: 2 ranks (gloo), 1 threads per rank, 1 classes per rank per step"),
-            std::string::npos) << out;
-  // Rank 0 alone writes the outputs.
-  EXPECT_EQ(out.find("[rank 1] step"), std::string::npos) << out;
-  // The logged loss is the whole batch's (averaged over ranks), step by step.
-  const auto l1 = logged_losses(one + "/run"), l2 = logged_losses(two + "/run");
-  ASSERT_EQ(l1.size(), 2u);
-  ASSERT_EQ(l2.size(), 2u);
-  for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * std::abs(l1[i])) << "step " << i + 1;
-  // Same parameters after 2 steps (the second step's batch depends on the first step's update)...
-  const auto p1 = parameters_of(one + "/run/checkpoint.pt"), p2 = parameters_of(two + "/run/checkpoint.pt");
-  ASSERT_EQ(p1.size(), p2.size());
-  // ...and the steps moved them (lr 1e-3, Adam: ~1e-3 per parameter and step), so equality is not vacuous.
-  Trainer initial(TrainConfig::from_json(read_json(one + "/run/config.json")));  // same seed: the initial generator
-  const auto p0 = initial.generator()->parameters();
-  double max_diff = 0, max_move = 0;
-  std::string worst;
-  for (size_t i = 0; i < p1.size(); ++i) {
-    const double d = (p1[i] - p2[i]).abs().max().item<double>();
-    if (d > max_diff) max_diff = d, worst = initial.generator()->named_parameters()[i].key();
-    max_move = std::max(max_move, (p1[i] - p0[i].detach()).abs().max().item<double>());
+  // Plain, and with guidance (per-class alpha, unconditional negatives: every rank draws them for the
+  // whole batch and uses its share).
+  for (const bool guided : {false, true}) {
+    SCOPED_TRACE(guided ? "with --guidance" : "without guidance");
+    const std::string tag = guided ? "-cfg" : "";
+    const std::string method = GetParam(), one = path("one" + tag), two = path("two" + tag);
+    auto args = [&](const std::string& dir) {
+      auto a = tiny_train(method, dir, 2);
+      if (guided) a.push_back("--guidance");
+      return a;
+    };
+    ASSERT_EQ(run(args(one), path("one" + tag + ".log")), 0) << read_text(path("one" + tag + ".log"));
+    ASSERT_EQ(run(concat({"launch", "--nproc", "2", "--"}, args(two)), path("two" + tag + ".log")), 0)
+        << read_text(path("two" + tag + ".log"));
+    const auto out = read_text(path("two" + tag + ".log"));
+    EXPECT_NE(out.find("[rank 0] distributed: 2 ranks (gloo), 1 threads per rank, 1 classes per rank per step"),
+              std::string::npos) << out;
+    // Rank 0 alone writes the outputs.
+    EXPECT_EQ(out.find("[rank 1] step"), std::string::npos) << out;
+    // The logged loss is the whole batch's (averaged over ranks), step by step.
+    const auto l1 = logged_losses(one + "/run"), l2 = logged_losses(two + "/run");
+    ASSERT_EQ(l1.size(), 2u);
+    ASSERT_EQ(l2.size(), 2u);
+    for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l2[i], l1[i], 1e-5 * std::abs(l1[i])) << "step " << i + 1;
+    // Same parameters after 2 steps (the second step's batch depends on the first step's update)...
+    const auto p1 = parameters_of(one + "/run/checkpoint.pt"), p2 = parameters_of(two + "/run/checkpoint.pt");
+    ASSERT_EQ(p1.size(), p2.size());
+    // ...and the steps moved them (lr 1e-3, Adam: ~1e-3 per parameter and step), so equality is not vacuous.
+    Trainer initial(TrainConfig::from_json(read_json(one + "/run/config.json")));  // same seed: the initial generator
+    const auto p0 = initial.generator()->parameters();
+    double max_diff = 0, max_move = 0;
+    std::string worst;
+    for (size_t i = 0; i < p1.size(); ++i) {
+      const double d = (p1[i] - p2[i]).abs().max().item<double>();
+      if (d > max_diff) max_diff = d, worst = initial.generator()->named_parameters()[i].key();
+      max_move = std::max(max_move, (p1[i] - p0[i].detach()).abs().max().item<double>());
+    }
+    // Measured here: <= 1.7e-6 (Adam divides each gradient entry by its own size, so entries near zero
+    // carry their float32 rounding into the update); a missing all-reduce differs by ~1e-3.
+    EXPECT_LT(max_diff, 1e-5) << method << ": " << worst;
+    EXPECT_GT(max_move, 1.5e-3) << method;
   }
-  // Measured here: <= 1.7e-6 (Adam divides each gradient entry by its own size, so entries near zero
-  // carry their float32 rounding into the update); a missing all-reduce differs by ~1e-3.
-  EXPECT_LT(max_diff, 1e-5) << method << ": " << worst;
-  EXPECT_GT(max_move, 1.5e-3) << method;
 }
 
 // The same property without Adam in the way: after one step on the same batch, the gradient every
