@@ -1,5 +1,6 @@
 #include "driftx/compare.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -64,7 +65,11 @@ void CompareConfig::validate() const {
                time_budget_s);
   DRIFTX_CHECK(n_eval >= 10, "compare: --n-eval must be >= 10");
   DRIFTX_CHECK(search_budget_s >= 0, "compare: --search-budget must be >= 0");
-  for (const auto& [m, j] : overrides) DRIFTX_CHECK(j.is_object(), "compare: overrides for '{}' must be a JSON object", m);
+  for (const auto& [m, j] : overrides) {
+    DRIFTX_CHECK(std::find(methods.begin(), methods.end(), m) != methods.end(),
+                 "compare: --method-config names '{}', which is not one of --methods", m);
+    DRIFTX_CHECK(j.is_object(), "compare: overrides for '{}' must be a JSON object", m);
+  }
 }
 
 std::vector<nlohmann::json> search_candidates(const std::string& method) {

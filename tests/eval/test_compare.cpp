@@ -134,4 +134,7 @@ TEST(Compare, TinyEqualWallClockRunOnMnist) {
   CompareConfig bad = cc;
   bad.methods = {"standard", "magic"};
   EXPECT_THROW(run_comparison(bad), Error);
+  CompareConfig stray = cc;
+  stray.methods = {"standard"};  // overrides for driftxpress would be silently unused
+  EXPECT_THROW(stray.validate(), Error);
 }
