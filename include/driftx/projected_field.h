@@ -123,9 +123,6 @@ class ProjectedField {
   // extra (optional): kernel mass added to each query's repulsion numerator and denominator (guidance).
   std::vector<torch::Tensor> repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
                                         const ExtraNegatives* extra = nullptr) const;
-  // The guidance term for `repulsions`: per temperature, mass_i / |Y| times the unconditional Nystrom
-  // sums sum_y k(x_i, y) y and sum_y k(x_i, y); a query whose estimated sum is <= 0 gets no extra mass.
-  ExtraNegatives unconditional_negatives(const torch::Tensor& xs, const torch::Tensor& mass) const;
 
   double scale() const { return scale_; }
   int64_t dim() const { return dim_; }
@@ -146,8 +143,17 @@ class ProjectedField {
 
  private:
   // Per temperature: numerator B x D and denominator B of the Nystrom attraction, before the division.
-  std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> kernel_sums(const torch::Tensor& xs,
-                                                                                 const torch::Tensor& labels) const;
+  struct KernelSums {
+    std::vector<torch::Tensor> num, den;
+  };
+  // The sums for each query's class (labels) or over all data (undefined labels); `all_data`, when
+  // given, also receives the all-data sums from the same kernel values (guidance), at no extra distances.
+  KernelSums kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels, KernelSums* all_data = nullptr) const;
+  // num / max(den, eps), counting clamped denominators per temperature.
+  std::vector<torch::Tensor> divide(const KernelSums& sums, std::vector<int64_t>* clamped) const;
+  // The guidance term for `repulsions`: per temperature, mass_i / |Y| times the all-data Nystrom sums
+  // sum_y k(x_i, y) y and sum_y k(x_i, y); a query whose estimated sum is <= 0 gets no extra mass.
+  ExtraNegatives guidance_negatives(const KernelSums& all_data, const torch::Tensor& mass) const;
   void fold() const;  // lazily: Amap-folded summaries for the query-time products
 
   ProjectedFieldConfig config_;

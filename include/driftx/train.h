@@ -117,7 +117,7 @@ class Trainer {
   // Changes the run-control limits (steps, deadline in seconds of training time; 0 = none) between
   // run() calls, e.g. to stop at each evaluation time of an equal-wall-clock comparison.
   void set_stop_rule(int64_t steps, double time_budget_s);
-  // Training seconds so far (precompute included once run() has started), as the deadline counts them.
+  // Training seconds so far (precompute included), as the deadline counts them.
   double elapsed_seconds() const { return elapsed_before_s_; }
 
   void save_checkpoint(const std::string& path) const;
@@ -156,7 +156,6 @@ class Trainer {
   at::Generator rng_;
   int64_t step_ = 0;
   double precompute_s_ = 0, summary_s_ = 0, elapsed_before_s_ = 0;
-  bool precompute_counted_ = false;
   torch::Tensor fixed_z_, fixed_labels_;
 };
 

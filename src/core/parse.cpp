@@ -57,6 +57,19 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
   return values;
 }
 
+std::vector<std::string> parse_name_list(const std::string& text, const std::string& what) {
+  std::vector<std::string> names;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = trim(item);
+    DRIFTX_CHECK(!item.empty(), "{}: empty name in '{}' (expected a list such as standard,driftxpress)", what, text);
+    names.push_back(item);
+  }
+  DRIFTX_CHECK(!names.empty(), "{}: no name given (expected a list such as standard,driftxpress)", what);
+  return names;
+}
+
 double parse_duration(const std::string& text, const std::string& what) {
   size_t used = 0;
   double value = -1;

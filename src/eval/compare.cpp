@@ -136,7 +136,7 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
   tc.sample_every = 0;       // no PNG writes inside the clock; grids come from the scored snapshots
   tc.checkpoint_every = 0;   // each segment ends with a checkpoint anyway
   std::filesystem::remove_all(dir);
-  tc.time_budget_s = every;
+  tc.time_budget_s = budget;  // recorded in config.json; each segment below stops earlier
   Trainer trainer(tc);
   MethodRun run;
   run.method = method;

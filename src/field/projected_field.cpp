@@ -206,15 +206,20 @@ void ProjectedField::fold() const {
   folded_ = true;
 }
 
-std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> ProjectedField::kernel_sums(
-    const torch::Tensor& xs, const torch::Tensor& labels) const {
+ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels,
+                                                       KernelSums* all_data) const {
   torch::NoGradGuard no_grad;
   fold();
   const int64_t B = xs.size(0), C = layout_.classes;
   const size_t nt = config_.temperatures.size();
   auto x = xs.to(torch::kFloat32);
-  std::vector<torch::Tensor> num(nt), den(nt);
+  std::vector<torch::Tensor> num(nt), den(nt), anum, aden;
   for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, dim_}), den[t] = torch::zeros({B});
+  const bool separate_all = all_data && labels.defined();  // unconditional queries: the sums are the same
+  if (separate_all) {
+    anum.resize(nt), aden.resize(nt);
+    for (size_t t = 0; t < nt; ++t) anum[t] = torch::zeros({B, dim_}), aden[t] = torch::zeros({B});
+  }
   auto class_groups = labels.defined() ? groups_of(labels.to(torch::kLong)) : std::vector<std::pair<int64_t, torch::Tensor>>{};
   for (const auto& [c, idx] : class_groups)
     DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
@@ -231,15 +236,24 @@ std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> ProjectedField
           num[t].index_add_(0, idx, torch::matmul(Kc, fold_num_[k][t][c]));
           den[t].index_add_(0, idx, torch::mv(Kc, fold_den_[k][t][c]));
         }
+        if (separate_all) {
+          anum[t].add_(torch::matmul(K, fold_num_[k][t][C]));
+          aden[t].add_(torch::mv(K, fold_den_[k][t][C]));
+        }
       }
     }
   }
+  if (all_data) *all_data = separate_all ? KernelSums{anum, aden} : KernelSums{num, den};
   return {num, den};
 }
 
 std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
                                                        std::vector<int64_t>* clamped) const {
-  auto [num, den] = kernel_sums(xs, labels);
+  return divide(kernel_sums(xs, labels), clamped);
+}
+
+std::vector<torch::Tensor> ProjectedField::divide(const KernelSums& sums, std::vector<int64_t>* clamped) const {
+  const auto& [num, den] = sums;
   const size_t nt = num.size();
   std::vector<torch::Tensor> out(nt);
   if (clamped) clamped->assign(nt, 0);
@@ -251,12 +265,10 @@ std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, 
   return out;
 }
 
-ExtraNegatives ProjectedField::unconditional_negatives(const torch::Tensor& xs, const torch::Tensor& mass) const {
-  DRIFTX_CHECK(mass.dim() == 1 && mass.size(0) == xs.size(0), "projected field: guidance mass must have shape [{}], got {}",
-               xs.size(0), shape_str(mass.sizes()));
+ExtraNegatives ProjectedField::guidance_negatives(const KernelSums& all_data, const torch::Tensor& mass) const {
   const int64_t n = summarised_samples();
   DRIFTX_CHECK(n > 0, "projected field: guidance needs summaries of the real data (none summarised)");
-  auto [num, den] = kernel_sums(xs, {});
+  const auto& [num, den] = all_data;
   auto beta = mass.to(torch::kFloat32).to(torch::kCPU) / static_cast<double>(n);
   ExtraNegatives extra;
   for (size_t t = 0; t < num.size(); ++t) {
@@ -313,10 +325,16 @@ ProjectedFieldResult ProjectedField::compute(const torch::Tensor& x, const torch
   {
     torch::NoGradGuard no_grad;
     auto xs = x.detach().to(torch::kFloat32) / scale_;
+    DRIFTX_CHECK(!guidance_mass.defined() || (guidance_mass.dim() == 1 && guidance_mass.size(0) == x.size(0)),
+                 "projected field: guidance mass must have shape [{}], got {}", x.size(0),
+                 shape_str(guidance_mass.sizes()));
     std::vector<int64_t> clamped;
-    auto attract = attractions(xs, labels, &clamped);
+    // One pass of distances to the landmarks serves the attraction and, with guidance, the all-data sums.
+    std::optional<KernelSums> all_data;
+    if (guidance_mass.defined()) all_data.emplace();
+    auto attract = divide(kernel_sums(xs, labels, all_data ? &*all_data : nullptr), &clamped);
     std::optional<ExtraNegatives> extra;
-    if (guidance_mass.defined()) extra = unconditional_negatives(xs, guidance_mass);
+    if (all_data) extra = guidance_negatives(*all_data, guidance_mass);
     auto repel = repulsions(xs, labels, extra ? &*extra : nullptr);
     auto drift = torch::zeros_like(xs);
     for (size_t t = 0; t < attract.size(); ++t) {

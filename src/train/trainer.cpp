@@ -249,6 +249,9 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
     groups_.push_back(std::move(group));
   }
   precompute_s_ = seconds_since(t0);
+  // The time budget counts the precompute of a fresh run (equal-deadline comparisons); a resumed run
+  // continues the clock stored in its checkpoint.
+  elapsed_before_s_ = precompute_s_;
   if (resume) {
     const std::string ckpt = config_.out_dir + "/checkpoint.pt";
     DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
@@ -528,8 +531,6 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
   if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
   int64_t done = 0, steps_since = 0;
   double interval_s = 0;
-  // The time budget counts the precompute of a fresh run (equal-deadline comparisons).
-  if (step_ == 0 && !precompute_counted_) elapsed_before_s_ += precompute_s_, precompute_counted_ = true;
   std::string stop_reason = "step limit";
   while (true) {
     if (config_.steps > 0 && step_ >= config_.steps) break;

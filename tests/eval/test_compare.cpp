@@ -9,6 +9,7 @@
 #include "driftx/error.h"
 #include "driftx/files.h"
 #include "driftx/image_io.h"
+#include "driftx/parse.h"
 #include "driftx/plot.h"
 
 using namespace driftx;
@@ -56,6 +57,13 @@ TEST(Compare, ReportStatesWinnersSpeedupAndGoalHonestly) {
   EXPECT_NE(md2.find("not reached | - |"), std::string::npos) << md2;
   EXPECT_NE(md2.find("- 5m: **standard**"), std::string::npos) << md2;
   EXPECT_NE(md2.find("not reached / FID at the deadline worse"), std::string::npos) << md2;
+}
+
+TEST(Compare, MethodListsAreTrimmedAndEmptyNamesRefused) {
+  EXPECT_EQ(parse_name_list(" standard, driftxpress ", "--methods"),
+            (std::vector<std::string>{"standard", "driftxpress"}));
+  EXPECT_THROW(parse_name_list("standard,,driftxpress", "--methods"), Error);
+  EXPECT_THROW(parse_name_list("", "--methods"), Error);
 }
 
 TEST(Plot, DrawsAxesLegendAndOneColouredLinePerSeries) {

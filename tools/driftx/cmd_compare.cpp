@@ -17,20 +17,6 @@ struct CompareArgs {
   std::vector<std::string> overrides;  // METHOD:JSON_FILE
 };
 
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char ch : s + ",") {
-    if (ch == ',') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else if (ch != ' ') {
-      cur += ch;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void add_compare_command(CLI::App& app) {
@@ -54,7 +40,7 @@ void add_compare_command(CLI::App& app) {
   cmd->add_option("--out", c.out_dir, "Output directory")->capture_default_str();
   cmd->callback([] {
     CompareConfig cc = a.config;
-    cc.methods = split_commas(a.methods);
+    cc.methods = parse_name_list(a.methods, "--methods");
     cc.time_budget_s = parse_duration(a.budget);
     cc.eval_every_s = parse_duration(a.every);
     cc.search_budget_s = a.search == "0" ? 0 : parse_duration(a.search);
