@@ -75,11 +75,23 @@ struct DataSummary {
   void add(const DataSummary& other);  // other must have the same shapes
 };
 
-// Extra negatives for a repulsion, as kernel mass in the units of the batch's own kernel sums: per
-// temperature, num (B x D, sum of weight * k(x_i, y) y) and den (B, sum of weight * k(x_i, y)).
-struct ExtraNegatives {
+// Kernel sums of one ratio, per temperature t, stored shifted so that nothing underflows (SPEC §3,
+// "Numerical stability"): num[t] (B x D) and den[t] (B) hold the true sums times exp(shift_i / tau_eff_t),
+// shift (B) a distance per query (undefined: 0). A ratio num/den is unchanged by the shift; sums with
+// different shifts are added with add_shifted.
+struct ShiftedSums {
   std::vector<torch::Tensor> num, den;
+  torch::Tensor shift;
 };
+
+// a + b at the common shift min(shift_a, shift_b) per query: each side is multiplied by
+// exp(-(shift - common) / tau_eff) <= 1, so the dominant side keeps its scale and nothing overflows.
+// A side whose shift is +inf (an empty sum) contributes 0.
+ShiftedSums add_shifted(const ShiftedSums& a, const ShiftedSums& b, const std::vector<double>& tau_effs);
+
+// Extra negatives for a repulsion (guidance): per temperature, num (sum of weight * k(x_i, y) y) and
+// den (sum of weight * k(x_i, y)), at their own shift.
+using ExtraNegatives = ShiftedSums;
 
 struct ProjectedFieldResult {
   torch::Tensor drift;   // B x D: sum_tau normalised (b+ - b-), scaled coordinates, no grad
@@ -142,10 +154,9 @@ class ProjectedField {
   void load(const std::string& path, const std::string& landmark_strategy, const std::string& data_fingerprint);
 
  private:
-  // Per temperature: numerator B x D and denominator B of the Nystrom attraction, before the division.
-  struct KernelSums {
-    std::vector<torch::Tensor> num, den;
-  };
+  // Per temperature: numerator B x D and denominator B of the Nystrom attraction, before the division,
+  // shifted by each query's smallest distance to the landmarks of all shards.
+  using KernelSums = ShiftedSums;
   // The sums for each query's class (labels) or over all data (undefined labels); `all_data`, when
   // given, also receives the all-data sums from the same kernel values (guidance), at no extra distances.
   KernelSums kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels, KernelSums* all_data = nullptr) const;
@@ -186,7 +197,9 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
 
 // Exact kernel-mean repulsion within groups of equal label (SPEC §3), one result per tau_eff:
 // sum_{j != i} k(x_i,x_j) x_j / max(sum_{j != i} k(x_i,x_j), eps). labels undefined: one group.
-// extra (optional) adds kernel mass of outside negatives to each query's numerator and denominator.
+// Each row is shifted by its smallest distance to the other samples of its group, so the largest
+// kernel value is 1 and the eps clamp never meets underflow. extra (optional) adds kernel mass of
+// outside negatives to each query's numerator and denominator, brought to a common shift first.
 std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
                                             const std::vector<double>& tau_effs, double eps = 1e-8,
                                             const ExtraNegatives* extra = nullptr);

@@ -29,7 +29,51 @@ std::vector<double> tau_effs_of(const std::vector<double>& temps, int64_t dim) {
   return out;
 }
 
+// The smallest distance of each row over several distance blocks (B x M_k each).
+torch::Tensor row_min(const std::vector<torch::Tensor>& dists) {
+  torch::Tensor m;
+  for (const auto& d : dists) {
+    auto dk = std::get<0>(d.min(1));
+    m = m.defined() ? torch::minimum(m, dk) : dk;
+  }
+  return m;
+}
+
+// exp(-(shift - common) / tau_eff): 0 where shift is +inf (an empty sum), never NaN.
+torch::Tensor shift_factor(const torch::Tensor& shift, const torch::Tensor& common, double tau_eff) {
+  auto f = ((shift - common) * (-1.0 / tau_eff)).exp();
+  return torch::where(torch::isinf(shift), torch::zeros_like(f), f);
+}
+
+ShiftedSums rows_of(const ShiftedSums& s, const torch::Tensor& idx) {
+  ShiftedSums out;
+  for (const auto& n : s.num) out.num.push_back(n.index_select(0, idx));
+  for (const auto& d : s.den) out.den.push_back(d.index_select(0, idx));
+  if (s.shift.defined()) out.shift = s.shift.index_select(0, idx);
+  return out;
+}
+
 }  // namespace
+
+ShiftedSums add_shifted(const ShiftedSums& a, const ShiftedSums& b, const std::vector<double>& tau_effs) {
+  DRIFTX_CHECK(a.num.size() == tau_effs.size() && b.num.size() == tau_effs.size() && a.den.size() == tau_effs.size() &&
+                   b.den.size() == tau_effs.size(),
+               "shifted kernel sums: need one numerator and denominator per temperature ({})", tau_effs.size());
+  const int64_t B = a.den[0].size(0);
+  auto sa = a.shift.defined() ? a.shift.to(torch::kFloat32) : torch::zeros({B});
+  auto sb = b.shift.defined() ? b.shift.to(torch::kFloat32) : torch::zeros({B});
+  ShiftedSums out;
+  out.shift = torch::minimum(sa, sb);
+  // Both empty (+inf): keep the sums at 0 (factors 0) with shift 0, so later arithmetic stays finite.
+  auto common = torch::where(torch::isinf(out.shift), torch::zeros_like(out.shift), out.shift);
+  for (size_t t = 0; t < tau_effs.size(); ++t) {
+    auto fa = shift_factor(sa, common, tau_effs[t]), fb = shift_factor(sb, common, tau_effs[t]);
+    out.num.push_back(a.num[t] * fa.unsqueeze(1) + b.num[t] * fb.unsqueeze(1));
+    out.den.push_back(a.den[t] * fa + b.den[t] * fb);
+  }
+  out.shift = common;
+  return out;
+}
 
 void DataSummary::add(const DataSummary& other) {
   DRIFTX_CHECK(ksum.sizes() == other.ksum.sizes() && kysum.sizes() == other.kysum.sizes(),
@@ -130,14 +174,21 @@ void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& la
       // One distance matrix per chunk and shard, shared by every temperature.
       auto dist = euclidean_distances(yk, shard_landmarks_[k]);  // n_k x M_k
       auto class_groups = groups_of(lk);
-      for (size_t t = 0; t < maps_[k].size(); ++t) {
-        auto K = (dist * (-1.0 / maps_[k][t].tau_eff())).exp_();
-        auto& sum = summaries_[k][t];
-        sum.ksum.index_add_(0, lk, K.to(torch::kFloat64));
-        for (const auto& [c, idx] : class_groups) {
-          auto Kc = class_groups.size() == 1 ? K : K.index_select(0, idx);
-          auto Yc = class_groups.size() == 1 ? yk : yk.index_select(0, idx);
-          sum.kysum[c].add_(torch::matmul(Kc.t(), Yc).to(torch::kFloat64));
+      for (const auto& [c, idx] : class_groups) {
+        auto dc = class_groups.size() == 1 ? dist : dist.index_select(0, idx);
+        auto Yc = class_groups.size() == 1 ? yk : yk.index_select(0, idx);
+        // Column shift (SPEC §3, numerical stability): each landmark's nearest sample of this block has
+        // kernel value 1 in the float32 products; the factor exp(-e / tau_eff) is applied in float64,
+        // so a landmark far from a class keeps its small but non-zero sums.
+        auto e = std::get<0>(dc.min(0));  // M_k
+        auto shifted = dc - e.unsqueeze(0);
+        for (size_t t = 0; t < maps_[k].size(); ++t) {
+          const double inv_tau = -1.0 / maps_[k][t].tau_eff();
+          auto K = (shifted * inv_tau).exp_();
+          auto f = (e.to(torch::kFloat64) * inv_tau).exp_();
+          auto& sum = summaries_[k][t];
+          sum.ksum[c].add_(K.sum(0).to(torch::kFloat64) * f);
+          sum.kysum[c].add_(torch::matmul(K.t(), Yc).to(torch::kFloat64) * f.unsqueeze(1));
         }
       }
       for (auto& sum : summaries_[k]) sum.counts.index_add_(0, lk, torch::ones_like(lk));
@@ -223,10 +274,15 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   auto class_groups = labels.defined() ? groups_of(labels.to(torch::kLong)) : std::vector<std::pair<int64_t, torch::Tensor>>{};
   for (const auto& [c, idx] : class_groups)
     DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
+  // Distances to every shard's landmarks, shared by the temperatures; each query's row is shifted by
+  // its smallest one (SPEC §3, numerical stability), so its largest kernel value is 1.
+  std::vector<torch::Tensor> dists;
+  for (const auto& U : shard_landmarks_) dists.push_back(euclidean_distances(x, U));  // B x M_k
+  auto shift = row_min(dists);
   for (size_t k = 0; k < maps_.size(); ++k) {
-    auto dist = euclidean_distances(x, shard_landmarks_[k]);  // B x M_k, shared by the temperatures
+    auto shifted = dists[k].sub_(shift.unsqueeze(1));
     for (size_t t = 0; t < nt; ++t) {
-      auto K = (dist * (-1.0 / maps_[k][t].tau_eff())).exp_();
+      auto K = (shifted * (-1.0 / maps_[k][t].tau_eff())).exp_();
       if (!labels.defined()) {
         num[t].add_(torch::matmul(K, fold_num_[k][t][C]));
         den[t].add_(torch::mv(K, fold_den_[k][t][C]));
@@ -243,8 +299,8 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
       }
     }
   }
-  if (all_data) *all_data = separate_all ? KernelSums{anum, aden} : KernelSums{num, den};
-  return {num, den};
+  if (all_data) *all_data = separate_all ? KernelSums{anum, aden, shift} : KernelSums{num, den, shift};
+  return {num, den, shift};
 }
 
 std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
@@ -253,7 +309,8 @@ std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, 
 }
 
 std::vector<torch::Tensor> ProjectedField::divide(const KernelSums& sums, std::vector<int64_t>* clamped) const {
-  const auto& [num, den] = sums;
+  const auto& num = sums.num;
+  const auto& den = sums.den;
   const size_t nt = num.size();
   std::vector<torch::Tensor> out(nt);
   if (clamped) clamped->assign(nt, 0);
@@ -268,7 +325,8 @@ std::vector<torch::Tensor> ProjectedField::divide(const KernelSums& sums, std::v
 ExtraNegatives ProjectedField::guidance_negatives(const KernelSums& all_data, const torch::Tensor& mass) const {
   const int64_t n = summarised_samples();
   DRIFTX_CHECK(n > 0, "projected field: guidance needs summaries of the real data (none summarised)");
-  const auto& [num, den] = all_data;
+  const auto& num = all_data.num;
+  const auto& den = all_data.den;
   auto beta = mass.to(torch::kFloat32).to(torch::kCPU) / static_cast<double>(n);
   ExtraNegatives extra;
   for (size_t t = 0; t < num.size(); ++t) {
@@ -276,6 +334,7 @@ ExtraNegatives ProjectedField::guidance_negatives(const KernelSums& all_data, co
     extra.num.push_back(num[t] * w.unsqueeze(1));
     extra.den.push_back(den[t] * w);
   }
+  extra.shift = all_data.shift;  // the attraction's shift: the same kernel values
   return extra;
 }
 
@@ -286,29 +345,46 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
   if (config_.repulsion == Repulsion::Exact)
     return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps, extra);
   // Projected: batch summaries with the self term removed. Sharded maps are concatenated (the same
-  // block-diagonal kernel estimate the attraction uses).
-  const size_t nt = config_.temperatures.size();
-  std::vector<torch::Tensor> out(nt);
-  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
-                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
+  // block-diagonal kernel estimate the attraction uses). The batch is both query and data here, so
+  // (SPEC §3, numerical stability) the query side is shifted per row by q_i, its smallest distance to
+  // the landmarks, and the data side by one shift per group, c = min_j q_j: the sums are the true ones
+  // times exp((q_i + c) / tau_eff).
+  const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
+  const size_t nt = tau_effs.size();
   std::vector<torch::Tensor> dists;
   for (const auto& U : shard_landmarks_) dists.push_back(euclidean_distances(x, U));
+  auto q = row_min(dists);
+  for (auto& d : dists) d.sub_(q.unsqueeze(1));
+  std::vector<torch::Tensor> psi(nt);  // per temperature, B x M: psi(x_i) exp(q_i / tau_eff)
   for (size_t t = 0; t < nt; ++t) {
     std::vector<torch::Tensor> parts;
     for (size_t k = 0; k < maps_.size(); ++k)
-      parts.push_back(torch::matmul((dists[k] * (-1.0 / maps_[k][t].tau_eff())).exp_(),
-                                    maps_[k][t].amap().to(torch::kFloat32)));
-    auto psi = torch::cat(parts, 1);  // B x M
-    auto r = torch::zeros_like(x);
-    for (const auto& [g, idx] : groups) {
-      auto pg = psi.index_select(0, idx), xg = x.index_select(0, idx);
-      auto m = (pg * pg).sum(1);                                             // psi(x_i).psi(x_i)
-      auto num = torch::matmul(pg, torch::matmul(pg.t(), xg)) - m.unsqueeze(1) * xg;
-      auto den = torch::mv(pg, pg.sum(0)) - m;
-      if (extra) num += extra->num[t].index_select(0, idx), den += extra->den[t].index_select(0, idx);
-      r.index_copy_(0, idx, num / den.clamp_min(config_.eps).unsqueeze(1));
+      parts.push_back(torch::matmul((dists[k] * (-1.0 / tau_effs[t])).exp_(), maps_[k][t].amap().to(torch::kFloat32)));
+    psi[t] = torch::cat(parts, 1);
+  }
+  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
+                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
+  std::vector<torch::Tensor> out(nt);
+  for (size_t t = 0; t < nt; ++t) out[t] = torch::zeros_like(x);
+  for (const auto& [g, idx] : groups) {
+    auto xg = x.index_select(0, idx), qg = q.index_select(0, idx);
+    const auto c = qg.min();
+    ShiftedSums own;
+    own.shift = qg + c;
+    for (size_t t = 0; t < nt; ++t) {
+      auto pq = psi[t].index_select(0, idx);                               // query side
+      auto pd = pq * ((qg - c) * (-1.0 / tau_effs[t])).exp().unsqueeze(1);  // data side: psi(x_j) exp(c / tau)
+      // w_ij = psi(x_i).psi(x_j) with j != i written out: the same sums as s_n, S_n minus the self term
+      // m_i = psi(x_i).psi(x_i), without subtracting m_i from a sum it dominates when the samples are
+      // far apart (float32 cancellation), and cheaper for groups smaller than M and D.
+      auto w = torch::matmul(pq, pd.t());  // B_g x B_g
+      w.fill_diagonal_(0.0);
+      own.num.push_back(torch::matmul(w, xg));
+      own.den.push_back(w.sum(1));
     }
-    out[t] = r;
+    if (extra) own = add_shifted(own, rows_of(*extra, idx), tau_effs);
+    for (size_t t = 0; t < nt; ++t)
+      out[t].index_copy_(0, idx, own.num[t] / own.den[t].clamp_min(config_.eps).unsqueeze(1));
   }
   return out;
 }
@@ -428,23 +504,26 @@ std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch
                "exact repulsion: extra negatives must give one numerator and denominator per temperature");
   auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
                                  : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
+  const float inf = std::numeric_limits<float>::infinity();
   std::vector<torch::Tensor> out;
   for (size_t t = 0; t < tau_effs.size(); ++t) out.push_back(torch::zeros_like(x));
   for (const auto& [g, idx] : groups) {
-    auto xg = groups.size() == 1 ? x : x.index_select(0, idx);
+    const bool all = groups.size() == 1;
+    auto xg = all ? x : x.index_select(0, idx);
     auto dist = euclidean_distances(xg, xg);
+    dist.fill_diagonal_(inf);  // j != i: no self term in the sums or in the shift
+    ShiftedSums own;
+    own.shift = std::get<0>(dist.min(1));  // +inf for a group of one sample (empty sums)
+    auto shifted = dist - torch::where(torch::isinf(own.shift), torch::zeros_like(own.shift), own.shift).unsqueeze(1);
     for (size_t t = 0; t < tau_effs.size(); ++t) {
-      auto K = (dist * (-1.0 / tau_effs[t])).exp_();
-      K.fill_diagonal_(0.0);  // j != i
-      auto num = torch::matmul(K, xg);
-      auto den = K.sum(1, true);
-      if (extra) {
-        const bool all = groups.size() == 1;
-        num += all ? extra->num[t] : extra->num[t].index_select(0, idx);
-        den += (all ? extra->den[t] : extra->den[t].index_select(0, idx)).unsqueeze(1);
-      }
-      auto r = num / den.clamp_min(eps);
-      if (groups.size() == 1) out[t] = r; else out[t].index_copy_(0, idx, r);
+      auto K = (shifted * (-1.0 / tau_effs[t])).exp_();  // row max 1
+      own.num.push_back(torch::matmul(K, xg));
+      own.den.push_back(K.sum(1));
+    }
+    if (extra) own = add_shifted(own, all ? *extra : rows_of(*extra, idx), tau_effs);
+    for (size_t t = 0; t < tau_effs.size(); ++t) {
+      auto r = own.num[t] / own.den[t].clamp_min(eps).unsqueeze(1);
+      if (all) out[t] = r; else out[t].index_copy_(0, idx, r);
     }
   }
   return out;

@@ -307,16 +307,26 @@ TEST_P(DistributedTraining, TwoRanksOnHalfBatchesEqualOneRankOnTheWholeBatch) {
     // ...and the steps moved them (lr 1e-3, Adam: ~1e-3 per parameter and step), so equality is not vacuous.
     Trainer initial(TrainConfig::from_json(read_json(one + "/run/config.json")));  // same seed: the initial generator
     const auto p0 = initial.generator()->parameters();
-    double max_diff = 0, max_move = 0;
+    double max_diff = 0, max_move = 0, diff_sq = 0, move_sq = 0;
     std::string worst;
     for (size_t i = 0; i < p1.size(); ++i) {
-      const double d = (p1[i] - p2[i]).abs().max().item<double>();
+      auto diff = (p1[i] - p2[i]).to(torch::kFloat64), move = (p1[i] - p0[i].detach()).to(torch::kFloat64);
+      const double d = diff.abs().max().item<double>();
       if (d > max_diff) max_diff = d, worst = initial.generator()->named_parameters()[i].key();
-      max_move = std::max(max_move, (p1[i] - p0[i].detach()).abs().max().item<double>());
+      max_move = std::max(max_move, move.abs().max().item<double>());
+      diff_sq += diff.pow(2).sum().item<double>();
+      move_sq += move.pow(2).sum().item<double>();
     }
-    // Measured here: <= 1.7e-6 (Adam divides each gradient entry by its own size, so entries near zero
-    // carry their float32 rounding into the update); a missing all-reduce differs by ~1e-3.
-    EXPECT_LT(max_diff, 1e-5) << method << ": " << worst;
+    // Tolerance from the arithmetic, not from one CPU: the two runs sum each gradient in a different
+    // order (halves, then the all-reduce), so an entry differs by ~2^-24 times its terms' magnitude.
+    // Adam's update lr * g / (|g| + 1e-8) passes that on unchanged where |g| >> 1e-8, but an entry whose
+    // gradient is itself ~1e-8 can move by up to 2 lr between the runs; no per-entry bound holds (one
+    // machine saw 1.3e-5, another 1.7e-6). Over all parameters those few entries are a small part of the
+    // total movement, while a missing all-reduce (half-batch gradients) changes most entries: a relative
+    // L2 difference of O(1).
+    const double rel = std::sqrt(diff_sq / move_sq);
+    EXPECT_LT(rel, 2e-2) << method << ": relative L2 difference " << rel << ", largest entry " << max_diff << " in "
+                         << worst;
     EXPECT_GT(max_move, 1.5e-3) << method;
   }
 }

@@ -22,27 +22,46 @@ torch::Tensor kern(const torch::Tensor& a, const torch::Tensor& b, double tau_ef
   return torch::exp(-torch::cdist(a, b).pow(2).clamp_min(1e-8).sqrt() / tau_eff);
 }
 
-// Returns the target x/S + sum_tau normalised(b+ - b-) in float64.
-torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor ylab, torch::Tensor U, torch::Tensor ulab,
-                               int64_t classes, int64_t shards, double S, const std::vector<double>& taus,
-                               double ridge, bool conditional, torch::Tensor xlab, bool projected_repulsion,
-                               int64_t* clamped, torch::Tensor mass = {}) {
+// A float64 transcription of SPEC §3 (unfolded psi features, explicit per-shard maps, j != i written
+// out), independent of the field's folded float32 code. log_domain = false is the literal formula
+// (kernel values as they come); log_domain = true factors each query's scale out first: the kernel row
+// to the landmarks by exp(-r_i / tau_eff) (r_i = smallest distance to any landmark), the exact
+// repulsion by a log-sum-exp over j != i, the projected repulsion's data side by exp(-c_i / tau_eff)
+// (c_i = min_{j != i} r_j, not the field's choice), and sums of different scales are added in log
+// space. Both are the same numbers in exact arithmetic; only the log-domain one survives kernel values
+// far below float32's range.
+struct Reference {
+  std::vector<torch::Tensor> attract, repel;  // per temperature, scaled coordinates
+  std::vector<torch::Tensor> unclamped;       // per temperature, B bool: attraction denominator >= eps
+  torch::Tensor target;                       // x/S + sum_tau normalised(b+ - b-)
+  int64_t clamped = 0;                        // attraction denominators (in the query's own scale) < eps
+};
+
+Reference reference_field(torch::Tensor X, torch::Tensor Y, torch::Tensor ylab, torch::Tensor U, torch::Tensor ulab,
+                          int64_t classes, int64_t shards, double S, const std::vector<double>& taus, double ridge,
+                          bool conditional, torch::Tensor xlab, bool projected_repulsion, torch::Tensor mass,
+                          bool log_domain) {
   const double eps = 1e-8;
   X = f64(X) / S, Y = f64(Y) / S, U = f64(U) / S;
   const int64_t D = X.size(1), B = X.size(0);
+  Reference ref;
   auto drift = torch::zeros_like(X);
+  auto dist = [](const torch::Tensor& a, const torch::Tensor& b) { return torch::cdist(a, b).pow(2).clamp_min(1e-8).sqrt(); };
+  // r_i: the query's log-scale is -r_i / tau_eff for every sum through the landmarks.
+  auto r = log_domain ? std::get<0>(dist(X, U).min(1)) : torch::zeros({B}, torch::kFloat64);
   for (double tau : taus) {
     const double te = tau * std::sqrt(double(D));
+    // Attraction sums (class and all-data), at scale exp(-r_i / te).
     auto num = torch::zeros_like(X), den = torch::zeros({B}, torch::kFloat64);
-    auto unum = torch::zeros_like(X), uden = torch::zeros({B}, torch::kFloat64);  // all classes (guidance)
-    std::vector<torch::Tensor> psis;
+    auto unum = torch::zeros_like(X), uden = torch::zeros({B}, torch::kFloat64);
+    std::vector<torch::Tensor> psis;  // psi(x_i) exp(r_i / te), per shard
     for (int64_t k = 0; k < shards; ++k) {
       auto in_shard = [&](const torch::Tensor& lab) { return (lab * shards).div(classes, "floor") == k; };
       auto Uk = shards == 1 ? U : U.index({in_shard(ulab)});
       auto W = kern(Uk, Uk, te) + ridge * torch::eye(Uk.size(0), torch::kFloat64);
       auto [ev, V] = at::linalg_eigh(W, "L");
       auto A = V.matmul(torch::diag(ev.clamp_min(1e-8).rsqrt())).matmul(V.t());
-      auto psi_x = kern(X, Uk, te).matmul(A);
+      auto psi_x = torch::exp(-(dist(X, Uk) - r.unsqueeze(1)) / te).matmul(A);
       psis.push_back(psi_x);
       for (int64_t i = 0; i < B; ++i) {
         auto mask = shards == 1 ? torch::ones({Y.size(0)}, torch::kBool) : in_shard(ylab);
@@ -60,7 +79,8 @@ torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor y
         den[i] += psi_x[i].dot(psi_y.sum(0));
       }
     }
-    *clamped += (den < eps).sum().item<int64_t>();
+    ref.clamped += (den < eps).sum().item<int64_t>();
+    ref.unclamped.push_back(den >= eps);
     auto attract = num / den.clamp_min(eps).unsqueeze(1);
     auto repel = torch::zeros_like(X);
     auto groups = conditional ? xlab : torch::zeros({B}, torch::kLong);
@@ -69,19 +89,37 @@ torch::Tensor reference_target(torch::Tensor X, torch::Tensor Y, torch::Tensor y
       auto same = (groups == groups[i]).clone();
       same[i] = false;
       auto Xj = X.index({same});
-      auto w = projected_repulsion ? psi.index({same}).matmul(psi[i]) : kern(X[i].unsqueeze(0), Xj, te).squeeze(0);
+      // Own sum over j != i as (log-scale, weights w_j) with true terms w_j * exp(log-scale).
+      double own_log;
+      torch::Tensor w;
+      if (projected_repulsion) {
+        auto rj = r.index({same});
+        const double c = log_domain ? rj.min().item<double>() : 0.0;
+        w = psi.index({same}).matmul(psi[i]) * torch::exp(-(rj - c) / te);
+        own_log = -(r[i].item<double>() + c) / te;
+      } else {
+        auto logits = -dist(X[i].unsqueeze(0), Xj).squeeze(0) / te;
+        own_log = log_domain ? logits.max().item<double>() : 0.0;
+        w = torch::exp(logits - own_log);
+      }
       auto rnum = w.matmul(Xj), rden = w.sum();
       if (mass.defined() && uden[i].item<double>() > 0) {
-        // Guidance: the unconditional real set as extra negatives of total weight mass_i (SPEC §2).
+        // Guidance: the unconditional real set as extra negatives of total weight mass_i (SPEC §2),
+        // at log-scale -r_i / te; both sums are brought to the larger log-scale.
         const double beta = mass[i].item<double>() / static_cast<double>(Y.size(0));
-        rnum = rnum + beta * unum[i], rden = rden + beta * uden[i];
+        const double g_log = -r[i].item<double>() / te, top = std::max(own_log, g_log);
+        const double fo = std::exp(own_log - top), fg = beta * std::exp(g_log - top);
+        rnum = rnum * fo + unum[i] * fg, rden = rden * fo + uden[i] * fg;
       }
       repel[i] = rnum / rden.clamp_min(eps);
     }
+    ref.attract.push_back(attract);
+    ref.repel.push_back(repel);
     auto v = attract - repel;
     drift += v / (v.pow(2).mean().sqrt() + eps);
   }
-  return X + drift;
+  ref.target = X + drift;
+  return ref;
 }
 
 struct Data {
@@ -108,6 +146,14 @@ struct Case {
   bool guided = false;  // CFG: per-query unconditional negative mass
 };
 
+std::string describe(const Case& c) {
+  std::string taus;
+  for (double t : c.taus) taus += "_" + std::to_string(static_cast<int>(std::lround(t * 1000)));
+  return fmt::format("D{}_C{}_shards{}_M{}_{}_{}{}_tau{}", c.D, c.C, c.shards, c.M, c.conditional ? "cond" : "uncond",
+                     c.projected_repulsion ? "projrep" : "exactrep", c.guided ? "_guided" : "", taus);
+}
+void PrintTo(const Case& c, std::ostream* os) { *os << describe(c); }  // readable failure lines
+
 }  // namespace
 
 class ProjectedVsReference : public ::testing::TestWithParam<Case> {};
@@ -123,20 +169,25 @@ TEST_P(ProjectedVsReference, MatchesFloat64Reference) {
   // Guidance: alpha in [1, 4] per query, N = 6 samples per group -> mass (alpha - 1)(N - 1).
   auto mass = c.guided ? (torch::linspace(1.0, 4.0, d.X.size(0)) - 1) * 5 : torch::Tensor();
   auto r = field.compute(d.X, c.conditional ? d.xlab : torch::Tensor(), mass);
-  int64_t ref_clamped = 0;
-  auto ref = reference_target(d.X, d.Y, d.ylab, d.U, d.ulab, c.C, c.shards, field.scale(), c.taus, cfg.ridge,
-                              c.conditional, d.xlab, c.projected_repulsion, &ref_clamped,
-                              c.guided ? f64(mass) : torch::Tensor());
+  // Nothing underflows here: the literal formula and the log-domain one agree, and the field with them.
+  auto ref = reference_field(d.X, d.Y, d.ylab, d.U, d.ulab, c.C, c.shards, field.scale(), c.taus, cfg.ridge,
+                             c.conditional, d.xlab, c.projected_repulsion, c.guided ? f64(mass) : torch::Tensor(),
+                             /*log_domain=*/false);
+  auto log_ref = reference_field(d.X, d.Y, d.ylab, d.U, d.ulab, c.C, c.shards, field.scale(), c.taus, cfg.ridge,
+                                 c.conditional, d.xlab, c.projected_repulsion, c.guided ? f64(mass) : torch::Tensor(),
+                                 /*log_domain=*/true);
+  EXPECT_LT(rel_err(log_ref.target, ref.target), 1e-12);
   if (c.guided) {  // the guidance term must change the field, or this case tests nothing
     auto plain = field.compute(d.X, d.xlab);
     EXPECT_GT(rel_err(r.drift, plain.drift), 1e-2);
   }
-  EXPECT_EQ(r.clamped, ref_clamped);
-  if (ref_clamped == 0) {
-    EXPECT_LT(rel_err(r.target, ref), 5e-4);  // float32 folded products vs float64
-    EXPECT_LT(rel_err(r.drift, ref - f64(d.X) / field.scale()), 1e-3);
-  }
+  EXPECT_EQ(r.clamped, 0);
+  EXPECT_EQ(ref.clamped, 0);
+  EXPECT_LT(rel_err(r.target, ref.target), 5e-4);  // float32 folded products vs float64
+  EXPECT_LT(rel_err(r.drift, ref.target - f64(d.X) / field.scale()), 1e-3);
 }
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) { return describe(info.param); }
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, ProjectedVsReference,
@@ -145,9 +196,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{8, 4, 2, 40, true, false, {0.3}}, Case{6, 4, 1, 40, false, true, {0.2, 0.5}},
                       Case{8, 4, 4, 40, true, true, {0.2, 0.5}},
                       // Guidance (CFG) with exact and projected repulsion, one and two shards
-                      Case{6, 4, 1, 40, true, false, {0.2, 0.5}, true}, Case{8, 4, 2, 40, true, true, {0.3}, true},
-                      // SPEC default temperatures: some queries fall outside the landmarks' reach and are clamped
-                      Case{6, 4, 1, 40, true, false, {0.02, 0.05, 0.2}}));
+                      Case{6, 4, 1, 40, true, false, {0.2, 0.5}, true}, Case{8, 4, 2, 40, true, true, {0.3}, true}),
+    case_name);
 
 TEST(ProjectedField, FeatureScaleFollowsSpec) {
   auto d = make_data(300, 5, 3, 600 / 2, 4, 3);
@@ -227,16 +277,43 @@ TEST(ProjectedField, AttractionOnTheDataMatchesExactWithAllSamplesAsLandmarks) {
   EXPECT_LT(rel_err(a - xs, exact_all - xs), 2e-2);
 }
 
-TEST(ProjectedField, CountsClampedDenominatorsFarFromLandmarks) {
-  auto d = make_data(100, 4, 1, 20, 8, 17);
+TEST(ProjectedField, FarQueriesAreNotClampedWhenTheEstimateIsPositive) {
+  // Every real sample is a landmark and the kernel is sharp, so the Nystrom denominator is ~ sum_y k(x, y)
+  // > 0 for any query; queries 40 units away have every kernel value below 1e-200, which an absolute
+  // eps clamp on unshifted sums turned into "clamped" and an attraction of ~0.
+  auto d = make_data(100, 4, 1, 100, 8, 17);
   ProjectedFieldConfig cfg;
   cfg.temperatures = {0.02};
-  auto field = build_projected_field(d.Y, {}, d.U, {}, {}, std::nullopt, cfg);
-  auto far = d.X + 1000.0;  // kernel to every landmark underflows: denominator 0 -> clamped
-  auto r = field.compute(far);
-  EXPECT_EQ(r.clamped, far.size(0));
-  EXPECT_DOUBLE_EQ(r.clamped_fraction, 1.0);
-  EXPECT_EQ(field.compute(d.U.narrow(0, 0, 8)).clamped, 0);  // landmarks themselves are covered
+  cfg.ridge = 1e-8;
+  auto field = build_projected_field(d.Y, {}, d.Y, {}, {}, std::nullopt, cfg);
+  auto xs = (d.X + 40.0) / field.scale();
+  std::vector<int64_t> clamped;
+  auto proj = field.attractions(xs, {}, &clamped)[0];
+  EXPECT_EQ(clamped[0], 0);
+  const double te = 0.02 * 2;
+  auto ys = f64(d.Y) / field.scale();
+  auto logits = -torch::cdist(f64(xs), ys) / te;
+  EXPECT_LT(logits.max().item<double>(), -200 * std::log(10.0));  // the case underflows float32 and float64
+  auto exact = torch::softmax(logits, 1).matmul(ys);                // log-domain exact attraction
+  EXPECT_LT(rel_err(proj - xs, exact - f64(xs)), 1e-3);
+}
+
+TEST(ProjectedField, CountsOnlyNonPositiveEstimatesAsClamped) {
+  // Class 1's summaries negated: its queries get a negative Nystrom denominator (clamped, counted);
+  // class 0's queries are untouched and unclamped, however sharp the kernel.
+  auto d = make_data(200, 4, 2, 40, 16, 31);
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = {0.02, 0.2};
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {2, 1}, std::nullopt, cfg);
+  for (size_t t = 0; t < 2; ++t) {
+    auto& sum = field.mutable_summary(0, t);
+    sum.ksum[1].neg_();
+    sum.kysum[1].neg_();
+  }
+  auto r = field.compute(d.X, d.xlab);
+  const int64_t class1 = (d.xlab == 1).sum().item<int64_t>();
+  EXPECT_EQ(r.clamped, 2 * class1);
+  EXPECT_DOUBLE_EQ(r.clamped_fraction, static_cast<double>(class1) / static_cast<double>(d.X.size(0)));
 }
 
 TEST(ProjectedField, DuplicateLandmarksStayFinite) {
@@ -274,6 +351,158 @@ TEST(ProjectedField, RejectsBadInputs) {
   EXPECT_THROW(field.compute(d.X, torch::full({8}, 7, torch::kLong)), Error);
   EXPECT_THROW(ProjectedField(d.U, d.ulab, {3, 3}, 0.0, cfg), Error);  // scale must be positive
   EXPECT_THROW(parse_repulsion("approx"), Error);
+}
+
+// ---- Numerical stability at the paper's temperatures (SPEC §3) ------------------------------------
+// Clustered data, queries half-way between their own class's cluster and another: kernel values to the
+// landmarks and between the queries of one class fall far below 1e-15 at tau = 0.02, where unshifted
+// float32 sums are clamped at eps (the attraction collapses to ~0, the exact repulsion to 0).
+
+namespace {
+
+struct HardCase {
+  int64_t shards;
+  bool conditional, projected_repulsion, guided;
+};
+
+std::string describe(const HardCase& c) {
+  return fmt::format("shards{}_{}_{}{}", c.shards, c.conditional ? "cond" : "uncond",
+                     c.projected_repulsion ? "projrep" : "exactrep", c.guided ? "_guided" : "");
+}
+void PrintTo(const HardCase& c, std::ostream* os) { *os << describe(c); }
+
+Data make_clustered_data(uint64_t seed) {
+  torch::manual_seed(seed);
+  const int64_t n = 240, D = 6, C = 4, M = 40, B = 24;
+  Data d;
+  d.ylab = torch::arange(n) % C;
+  auto centers = torch::randn({C, D}) * 12;
+  d.Y = centers.index_select(0, d.ylab) + 0.5 * torch::randn({n, D});
+  auto pick = torch::randperm(n).narrow(0, 0, M);
+  d.U = d.Y.index_select(0, pick), d.ulab = d.ylab.index_select(0, pick);
+  d.xlab = torch::arange(B) % C;
+  auto other = (d.xlab + 1 + torch::randint(C - 1, {B}, torch::kLong)) % C;  // never the own class
+  auto t = 0.35 + 0.3 * torch::rand({B, 1});  // about half-way, and off the line between the centres
+  auto own = centers.index_select(0, d.xlab);
+  d.X = own + t * (centers.index_select(0, other) - own) + 4.0 * torch::randn({B, D});
+  return d;
+}
+
+}  // namespace
+
+class ProjectedStability : public ::testing::TestWithParam<HardCase> {};
+
+TEST_P(ProjectedStability, MatchesLogDomainFloat64Reference) {
+  const HardCase c = GetParam();
+  auto d = make_clustered_data(41 + c.shards);
+  const std::vector<double> taus{0.02, 0.05, 0.2};
+  const int64_t C = 4, D = d.X.size(1), B = d.X.size(0);
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = taus;
+  cfg.repulsion = c.projected_repulsion ? Repulsion::Projected : Repulsion::Exact;
+  cfg.chunk = 64;
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {C, c.shards}, std::nullopt, cfg);
+  auto xs = d.X / field.scale();
+  const double te = effective_temperature(taus[0], D);
+  {  // The case must break the unshifted float32 formula, or it tests nothing.
+    auto kmax_landmarks = torch::exp(-std::get<0>(torch::cdist(f64(xs), f64(d.U) / field.scale()).min(1)) / te);
+    auto groups = c.conditional ? d.xlab : torch::zeros({B}, torch::kLong);
+    auto dq = torch::cdist(f64(xs), f64(xs)) + 1e9 * (groups.unsqueeze(1) != groups.unsqueeze(0)).to(torch::kFloat64) +
+              1e9 * torch::eye(B, torch::kFloat64);
+    auto kmax_group = torch::exp(-std::get<0>(dq.min(1)) / te);
+    // Unshifted float32 sums clamp at eps = 1e-8 when every kernel value is below it.
+    EXPECT_GE((kmax_landmarks < 1e-15).sum().item<int64_t>(), 3);
+    EXPECT_GE((kmax_landmarks < 1e-8).sum().item<int64_t>(), B / 2);
+    EXPECT_GE((kmax_group < 1e-8).sum().item<int64_t>(), c.conditional ? B / 3 : 3);
+  }
+  auto xl = c.conditional ? d.xlab : torch::Tensor();
+  auto mass = c.guided ? (torch::linspace(1.0, 4.0, B) - 1) * 5 : torch::Tensor();
+  auto r = field.compute(d.X, xl, mass);
+  auto ref = reference_field(d.X, d.Y, d.ylab, d.U, d.ulab, C, c.shards, field.scale(), taus, cfg.ridge, c.conditional,
+                             d.xlab, c.projected_repulsion, c.guided ? f64(mass) : torch::Tensor(), /*log_domain=*/true);
+  // Tolerance from the arithmetic: the field's float32 distances (||x||^2 + ||y||^2 - 2 x.y) carry an
+  // absolute error ~ u * max ||x||^2 / d, u = 2^-24; a kernel value exp(-d / te) inherits it divided by
+  // te, and every ratio, difference and normalisation passes a relative error of that order through
+  // (a factor 4 for the two sides of each ratio and the two ratios of b+ - b-).
+  const double u = std::ldexp(1.0, -24);
+  const double max_sq = std::max(f64(xs).pow(2).sum(1).max().item<double>(),
+                                 (f64(d.Y) / field.scale()).pow(2).sum(1).max().item<double>());
+  auto dq = torch::cdist(f64(xs), f64(xs)) + 1e9 * torch::eye(B, torch::kFloat64);
+  const double min_d = std::min(torch::cdist(f64(xs), f64(d.U) / field.scale()).min().item<double>(), dq.min().item<double>());
+  const double tol = 4 * (2 * u * max_sq / min_d) / te;  // d(d^2) <= 4 u max_sq, dd = d(d^2) / 2d
+  ASSERT_LT(tol, 1e-2) << "the tolerance would hide a broken field";
+  EXPECT_EQ(r.clamped, ref.clamped);
+  auto attract = field.attractions(xs, xl);
+  auto repel = field.repulsions(xs, xl);
+  for (size_t t = 0; t < taus.size(); ++t) {
+    // Attraction compared on the queries whose estimate is positive (clamped ones are garbage by design).
+    const auto& ok = ref.unclamped[t];
+    EXPECT_LT(rel_err(attract[t].index({ok}) - xs.index({ok}), ref.attract[t].index({ok}) - f64(xs).index({ok})), tol)
+        << "attraction, tau " << taus[t];
+    if (!c.guided)
+      EXPECT_LT(rel_err(repel[t] - xs, ref.repel[t] - f64(xs)), tol) << "repulsion, tau " << taus[t];
+  }
+  if (ref.clamped == 0) EXPECT_LT(rel_err(r.drift, ref.target - f64(xs)), tol);
+}
+
+std::string hard_case_name(const ::testing::TestParamInfo<HardCase>& info) { return describe(info.param); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Clustered, ProjectedStability,
+    ::testing::Values(HardCase{1, false, false, false}, HardCase{1, true, false, false}, HardCase{2, true, false, false},
+                      HardCase{1, false, true, false}, HardCase{4, true, true, false}, HardCase{1, true, false, true},
+                      HardCase{2, true, true, true}),
+    hard_case_name);
+
+TEST(ExactRepulsion, MatchesLogSumExpWhenEveryKernelValueUnderflows) {
+  // Two groups of 5 samples, 10 to 40 units apart at tau_eff 0.05: every k(x_i, x_j) is below 1e-80.
+  torch::manual_seed(43);
+  auto x = torch::randn({10, 3}) * 20;
+  auto lab = torch::arange(10).div(5, "floor");
+  const double te = 0.05;
+  auto got = exact_repulsions(x, lab, {te})[0];
+  auto dist = torch::cdist(f64(x), f64(x)).masked_fill(torch::eye(10, torch::kBool), INFINITY);
+  dist.masked_fill_(lab.unsqueeze(1) != lab.unsqueeze(0), INFINITY);
+  ASSERT_LT(std::exp(-std::get<0>(dist.min(1)).min().item<double>() / te), 1e-80);
+  auto expected = torch::softmax(-dist / te, 1).matmul(f64(x));
+  EXPECT_LT(rel_err(got, expected), 1e-5);
+}
+
+TEST(ProjectedField, SummariesKeepKernelSumsBelowFloat32Range) {
+  // Two classes 10 units apart at tau_eff 0.04: a landmark's kernel to the other class is ~e^-175,
+  // zero in float32 but not in the float64 summaries.
+  torch::manual_seed(47);
+  const int64_t n = 80, D = 4;
+  auto lab = torch::arange(n) % 2;
+  auto center = (lab.unsqueeze(1).to(torch::kFloat32) * 2 - 1) * 2.5;  // +-(2.5, 2.5, 2.5, 2.5)
+  auto Y = center + 0.5 * torch::randn({n, D});
+  auto ulab = torch::arange(6) % 2;
+  auto U = (ulab.unsqueeze(1).to(torch::kFloat32) * 2 - 1) * 2.5 + 0.5 * torch::randn({6, D});
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = {0.02};  // tau_eff = 0.02 * sqrt(4) = 0.04 in scaled units (S = 1 below)
+  const double te = 0.04;
+  ProjectedField field(U, ulab, {2, 1}, 1.0, cfg);
+  field.add_data(Y, lab);
+  const auto& sum = field.summary(0, 0);
+  auto dist = torch::cdist(f64(Y), f64(U));
+  auto K = torch::exp(-dist / te);  // n x M
+  // Float32 distances from the expansion: |d(d^2)| <= 4 u max||y||^2, so |dd| <= that / 2 d_min, and a
+  // kernel value's relative error is |dd| / te (a factor 2 for the sums' own rounding).
+  const double u = std::ldexp(1.0, -24);
+  const double max_sq = std::max(f64(Y).pow(2).sum(1).max().item<double>(), f64(U).pow(2).sum(1).max().item<double>());
+  const double tol = 2 * (4 * u * max_sq / (2 * dist.min().item<double>())) / te;
+  ASSERT_LT(tol, 1e-2);
+  for (int64_t c = 0; c < 2; ++c) {
+    auto Kc = K.index({lab == c});
+    auto expect_k = Kc.sum(0), expect_ky = Kc.t().matmul(f64(Y).index({lab == c}));
+    EXPECT_LT(expect_k.min().item<double>(), 1e-50);  // cross-class entries are far below float32's range
+    auto rel = ((sum.ksum[c] - expect_k).abs() / expect_k).max().item<double>();
+    EXPECT_LT(rel, tol) << "class " << c;
+    // Relative to the sum of magnitudes sum_y k |y| (the y components cancel in the sum itself).
+    auto scale_ky = Kc.t().matmul(f64(Y).index({lab == c}).abs());
+    auto relky = ((sum.kysum[c] - expect_ky).abs() / scale_ky).max().item<double>();
+    EXPECT_LT(relky, tol) << "class " << c;
+  }
 }
 
 TEST(ExactAttraction, StreamedMatchesDirectFloat64IncludingFarQueries) {
