@@ -26,6 +26,13 @@ struct CompareConfig {
   double search_budget_s = 0;     // > 0: per-method search, each candidate trained this long
   std::string out_dir = "runs/compare";
   uint64_t seed = 0;
+  // Data-parallel ranks per training run, as threads of this process (on_local_threads), sharing the
+  // intra-op threads; 0: local_ranks_for(classes per step, threads) - one rank per core on a CPU machine,
+  // the fastest way to use it. Every method gets the same ranks, so the comparison stays equal.
+  int ranks = 0;
+  // The search keeps the lowest FID among candidates whose class accuracy is at least this (the
+  // quality bar of the main job); when none reaches it, the lowest FID.
+  double search_min_accuracy = 0.95;
   // Per method, TrainConfig fields (JSON) applied on top of the shared base before the search.
   std::map<std::string, nlohmann::json> overrides;
   TrainConfig base;               // shared settings (generator, features, batch layout, ...)
@@ -35,8 +42,8 @@ struct CompareConfig {
 };
 
 // The candidates each method's search tries, as TrainConfig overrides: the method's default, then one
-// change at a time of the hyperparameters that matter most (temperatures, learning rate, and positives
-// per step for the standard method / landmarks for DriftXpress).
+// change at a time: temperatures 0.05/0.1/0.2, learning rate 5e-4, width 128, 50 generated samples per
+// class, and 64 positives per class (standard) / 2000 landmarks per group (DriftXpress).
 std::vector<nlohmann::json> search_candidates(const std::string& method);
 
 struct CurvePoint {
@@ -60,6 +67,10 @@ struct SearchTrial {
   double fid = 0, accuracy = -1;
   int64_t steps = 0;
 };
+
+// The search's choice among one method's trials: the lowest finite FID among those with accuracy >=
+// min_accuracy (unconditional trials, accuracy -1, always qualify); when none qualifies, the lowest FID.
+size_t choose_candidate(const std::vector<SearchTrial>& trials, double min_accuracy);
 
 // The first evaluated time at which the curve's FID is <= `fid` (the evaluation grid's resolution).
 std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double fid);

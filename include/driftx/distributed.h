@@ -84,6 +84,21 @@ void broadcast_summaries(ProjectedField& field, Communicator& comm, int root = 0
 // Copies `root`'s values of the tensors into every rank's (parameters, buffers).
 void broadcast_tensors(const std::vector<torch::Tensor>& tensors, Communicator& comm, int root = 0);
 
+// ---- ranks as threads of this process ------------------------------------------------------------
+
+// Runs body(rank) for rank = 0..world-1 on `world` threads and waits for all of them; each thread gets
+// (the caller's intra-op threads) / world intra-op threads. world 1 runs body(0) on the calling thread.
+// The lowest rank's exception, if any, is rethrown once every thread has ended.
+void on_local_threads(int world, const std::function<void(int rank)>& body);
+
+// `world` ranks of one Gloo group on loopback inside this process: element r is rank r's
+// communicator (world 1: Communicator::single()). Run each rank's work with on_local_threads.
+std::vector<std::shared_ptr<Communicator>> connect_local_ranks(int world, std::chrono::milliseconds timeout);
+
+// How many data-parallel ranks use `cores` best: the largest divisor of classes_per_step that is
+// <= cores (each rank trains an equal share of every batch's classes).
+int local_ranks_for(int64_t classes_per_step, int cores);
+
 // ---- local launcher (driftx launch) -----------------------------------------------------------
 
 struct LaunchConfig {

@@ -29,8 +29,7 @@ struct TrainConfig {
   int64_t classes_per_step = 10;              // N_c (1 when unconditional)
   int64_t gen_per_class = 25;                 // N_neg: generated samples per class per step
   int64_t pos_per_class = 256;                // N_pos: real positives per class per step (standard)
-  // Empty: the method's default (default_temperatures). The projected field's Nystrom attraction does
-  // not resolve tau < ~0.05 with ~1000 landmarks (fidelity table), so its default is higher.
+  // Empty: the method's default (default_temperatures).
   std::vector<double> temperatures;
   double affinity_floor = 1e-6;               // standard field
   // Classifier-free guidance (SPEC §2): alpha ~ alpha^-k on [1, alpha_max] per class and step, the
@@ -73,7 +72,7 @@ struct TrainConfig {
 // alpha ~ alpha^-power on [1, alpha_max] by inverse CDF of uniforms u in [0, 1) (power 1: alpha_max^u).
 torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, double power);
 
-// driftxpress: 0.1, 0.2, 0.5; standard: 0.02, 0.05, 0.2 (the paper's). Evidence in BENCHMARKS.md.
+// Both methods: 0.02, 0.05, 0.2 (the paper's). Evidence in BENCHMARKS.md.
 std::vector<double> default_temperatures(const std::string& method);
 
 // One logged step.

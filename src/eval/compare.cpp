@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "driftx/data.h"
+#include "driftx/distributed.h"
 #include "driftx/error.h"
 #include "driftx/evaluator.h"
 #include "driftx/files.h"
@@ -53,7 +54,8 @@ nlohmann::json CompareConfig::to_json() const {
   for (const auto& [m, j] : overrides) ov[m] = j;
   return {{"dataset", dataset}, {"data_dir", data_dir}, {"methods", methods}, {"time_budget_s", time_budget_s},
           {"eval_every_s", eval_every_s}, {"n_eval", n_eval}, {"search_budget_s", search_budget_s},
-          {"out_dir", out_dir}, {"seed", seed}, {"overrides", ov}, {"base", base.to_json()}};
+          {"out_dir", out_dir}, {"seed", seed}, {"ranks", ranks}, {"search_min_accuracy", search_min_accuracy},
+          {"overrides", ov}, {"base", base.to_json()}};
 }
 
 void CompareConfig::validate() const {
@@ -65,6 +67,8 @@ void CompareConfig::validate() const {
                time_budget_s);
   DRIFTX_CHECK(n_eval >= 10, "compare: --n-eval must be >= 10");
   DRIFTX_CHECK(search_budget_s >= 0, "compare: --search-budget must be >= 0");
+  DRIFTX_CHECK(ranks >= 0, "compare: --ranks must be >= 0 (0: one per core)");
+  DRIFTX_CHECK(search_min_accuracy >= 0 && search_min_accuracy <= 1, "compare: --search-min-accuracy must be in [0, 1]");
   for (const auto& [m, j] : overrides) {
     DRIFTX_CHECK(std::find(methods.begin(), methods.end(), m) != methods.end(),
                  "compare: --method-config names '{}', which is not one of --methods", m);
@@ -73,9 +77,29 @@ void CompareConfig::validate() const {
 }
 
 std::vector<nlohmann::json> search_candidates(const std::string& method) {
-  if (method == "standard")
-    return {nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}}, {{"pos_per_class", 64}}};
-  return {nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}}, {{"landmarks", 2000}}};
+  // Shared: the wider temperatures, a higher learning rate, the prototype's generator width, and twice
+  // the generated samples per class (batch layout 10 x 50).
+  std::vector<nlohmann::json> c{nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}},
+                                {{"width", 128}}, {{"gen_per_class", 50}}};
+  if (method == "standard") c.push_back({{"pos_per_class", 64}});
+  else c.push_back({{"landmarks", 2000}});
+  return c;
+}
+
+size_t choose_candidate(const std::vector<SearchTrial>& trials, double min_accuracy) {
+  DRIFTX_CHECK(!trials.empty(), "compare: no search trials to choose from");
+  auto best_of = [&](bool need_accuracy) -> std::optional<size_t> {
+    std::optional<size_t> best;
+    for (size_t i = 0; i < trials.size(); ++i) {
+      const auto& t = trials[i];
+      if (!std::isfinite(t.fid) || (need_accuracy && t.accuracy >= 0 && t.accuracy < min_accuracy)) continue;
+      if (!best || t.fid < trials[*best].fid) best = i;
+    }
+    return best;
+  };
+  if (auto b = best_of(true)) return *b;
+  if (auto b = best_of(false)) return *b;
+  return 0;
 }
 
 std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double fid) {
@@ -137,15 +161,23 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
   tc.checkpoint_every = 0;   // each segment ends with a checkpoint anyway
   std::filesystem::remove_all(dir);
   tc.time_budget_s = budget;  // recorded in config.json; each segment below stops earlier
-  Trainer trainer(tc);
+  // Ranks as threads: every rank builds its Trainer and runs each segment concurrently; rank 0's EMA
+  // generator (the same on every rank) is scored between segments, with all the intra-op threads.
+  const int world = cc.ranks;
+  auto comms = connect_local_ranks(world, std::chrono::minutes(10));
+  std::vector<std::unique_ptr<Trainer>> trainers(world);
+  on_local_threads(world, [&](int r) { trainers[r] = std::make_unique<Trainer>(tc, false, comms[r]); });
+  Trainer& trainer = *trainers[0];
   MethodRun run;
   run.method = method;
   run.config = trainer.config().to_json();
   run.precompute_s = trainer.precompute_seconds();
   for (int64_t k = 1;; ++k) {
     const double until = std::min(budget, static_cast<double>(k) * every);
-    trainer.set_stop_rule(0, until);
-    trainer.run();
+    on_local_threads(world, [&](int r) {
+      trainers[r]->set_stop_rule(0, until);
+      trainers[r]->run();
+    });
     CurvePoint p = scorer.score(trainer.ema_generator());
     p.time_s = trainer.elapsed_seconds();
     p.step = trainer.step_count();
@@ -208,8 +240,13 @@ void write_sample_grids(const CompareConfig& cc, const std::vector<std::pair<std
 
 }  // namespace
 
-CompareResult run_comparison(const CompareConfig& cc) {
-  cc.validate();
+CompareResult run_comparison(const CompareConfig& config) {
+  config.validate();
+  CompareConfig cc = config;
+  if (cc.ranks == 0) cc.ranks = local_ranks_for(cc.base.classes_per_step, at::get_num_threads());
+  DRIFTX_CHECK(cc.base.classes_per_step % cc.ranks == 0,
+               "compare: --ranks {} does not divide the {} classes per step (each rank trains an equal share)",
+               cc.ranks, cc.base.classes_per_step);
   make_dirs(cc.out_dir);
   CompareResult result;
   auto save = [&] { write_json(cc.out_dir + "/compare.json", result_json(cc, result)); };
@@ -220,8 +257,7 @@ CompareResult run_comparison(const CompareConfig& cc) {
   for (const auto& m : cc.methods) chosen[m] = cc.overrides.count(m) ? cc.overrides.at(m) : nlohmann::json::object();
   if (cc.search_budget_s > 0) {
     for (const auto& m : cc.methods) {
-      double best = INFINITY;
-      nlohmann::json best_ov;
+      std::vector<SearchTrial> trials;
       const auto cands = search_candidates(m);
       for (size_t i = 0; i < cands.size(); ++i) {
         nlohmann::json ov = chosen[m];
@@ -229,12 +265,14 @@ CompareResult run_comparison(const CompareConfig& cc) {
         std::cout << fmt::format("search [{}] candidate {}/{}: {}\n", m, i + 1, cands.size(), cands[i].dump());
         auto run = train_and_score(cc, m, ov, cc.search_budget_s, cc.search_budget_s,
                                    fmt::format("{}/search/{}-{}", cc.out_dir, m, i), scorer, nullptr);
-        result.search.push_back({m, ov, run.curve.back().fid, run.curve.back().accuracy, run.steps});
+        trials.push_back({m, ov, run.curve.back().fid, run.curve.back().accuracy, run.steps});
+        result.search.push_back(trials.back());
         save();
-        if (run.curve.back().fid < best) best = run.curve.back().fid, best_ov = ov;
       }
-      chosen[m] = best_ov;
-      std::cout << fmt::format("search [{}]: best {} (FID {:.2f})\n", m, chosen[m].dump(), best);
+      const auto& best = trials[choose_candidate(trials, cc.search_min_accuracy)];
+      chosen[m] = best.overrides;
+      std::cout << fmt::format("search [{}]: chosen {} (FID {:.2f}, class accuracy {:.3f})\n", m, chosen[m].dump(),
+                               best.fid, best.accuracy);
     }
   }
 
@@ -271,12 +309,14 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   md << fmt::format("# Equal-wall-clock comparison on {}\n\n", cc.dataset);
-  md << fmt::format("Machine: {} hardware threads, {} LibTorch threads, CPU (no GPU); {}. Each method trained from "
+  md << fmt::format("Machine: {} hardware threads, {} LibTorch threads, {} data-parallel rank(s) per training run "
+                    "(threads of one process), CPU (no GPU); {}. Each method trained from "
                     "scratch for {} of training wall-clock (data loading and, for DriftXpress, the landmark and "
                     "summary precompute count against it), seed {}, same generator, features and batch layout; FID of "
                     "the EMA generator in the shipped evaluator's feature space, {} generated vs {} real test images, "
                     "measured every {} outside the clock.\n\n",
-                    std::thread::hardware_concurrency(), at::get_num_threads(), date, minutes(cc.time_budget_s),
+                    std::thread::hardware_concurrency(), at::get_num_threads(), std::max(1, cc.ranks), date,
+                    minutes(cc.time_budget_s),
                     cc.seed, cc.n_eval, cc.n_eval, minutes(cc.eval_every_s));
   if (r.runs.empty()) return md.str();
   const auto& ref_name = reference_method(cc.methods);
@@ -341,18 +381,22 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
   md << "![samples side by side](samples_side_by_side.png)\n\n";
 
   if (!r.search.empty()) {
-    md << fmt::format("## Hyperparameter search ({} per candidate, same seed and evaluation)\n\n", minutes(cc.search_budget_s));
+    md << fmt::format("## Hyperparameter search ({} per candidate, same seed and evaluation; chosen: the lowest FID "
+                      "among candidates with class accuracy >= {:.2f}, or the lowest FID if none)\n\n",
+                      minutes(cc.search_budget_s), cc.search_min_accuracy);
     md << "| method | setting (changes from the method's default) | steps | FID | class acc. | chosen |\n";
     md << "|---|---|---:|---:|---:|:-:|\n";
     for (const auto& m : cc.methods) {
-      const SearchTrial* best = nullptr;
+      std::vector<SearchTrial> trials;
       for (const auto& t : r.search)
-        if (t.method == m && (!best || t.fid < best->fid)) best = &t;
-      for (const auto& t : r.search) {
-        if (t.method != m) continue;
+        if (t.method == m) trials.push_back(t);
+      if (trials.empty()) continue;
+      const size_t chosen = choose_candidate(trials, cc.search_min_accuracy);
+      for (size_t i = 0; i < trials.size(); ++i) {
+        const auto& t = trials[i];
         md << fmt::format("| {} | `{}` | {} | {} | {} | {} |\n", t.method, t.overrides.empty() ? "default" : t.overrides.dump(),
                           t.steps, fid_str(t.fid), t.accuracy >= 0 ? fmt::format("{:.3f}", t.accuracy) : "n/a",
-                          &t == best ? "yes" : "");
+                          i == chosen ? "yes" : "");
       }
     }
     md << "\n";

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 
 #include "driftx/error.h"
@@ -99,7 +100,10 @@ torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, do
 }
 
 std::vector<double> default_temperatures(const std::string& method) {
-  return method == "standard" ? std::vector<double>{0.02, 0.05, 0.2} : std::vector<double>{0.1, 0.2, 0.5};
+  // Both methods: the paper's. (DriftXpress defaulted to 0.1/0.2/0.5 while its kernel ratios underflowed
+  // at sharp temperatures; BENCHMARKS.md has the search that re-decided it.)
+  (void)method;
+  return {0.02, 0.05, 0.2};
 }
 
 // ---- feature groups -----------------------------------------------------------------------------
@@ -162,9 +166,15 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
   gc.image_size = data_.images.size(2);
   gc.num_classes = config_.conditional ? data_.num_classes : 0;
   gc.alpha_conditioning = config_.guidance;
-  torch::manual_seed(config_.seed);  // parameter initialisation
-  generator_ = Generator(gc);
-  ema_ = Generator(gc);
+  {
+    // Parameter initialisation draws from LibTorch's global generator: ranks that are threads of one
+    // process (on_local_threads) must not interleave their draws, or the same seed gives other weights.
+    static std::mutex init_mutex;
+    std::lock_guard<std::mutex> lock(init_mutex);
+    torch::manual_seed(config_.seed);
+    generator_ = Generator(gc);
+    ema_ = Generator(gc);
+  }
   copy_parameters(*ema_, *generator_);
   generator_->to(device_);
   ema_->to(device_);
@@ -262,7 +272,11 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
     broadcast_tensors((*g)->parameters(), *comm_);
     broadcast_tensors((*g)->buffers(), *comm_);
   }
-  if (comm_->is_main()) write_json(config_.out_dir + "/config.json", config_.to_json());
+  if (comm_->is_main()) {
+    auto j = config_.to_json();
+    j["ranks"] = comm_->world_size();  // a record (rounding differs between rank counts); not read back
+    write_json(config_.out_dir + "/config.json", j);
+  }
 }
 
 torch::Tensor Trainer::share_rows(const torch::Tensor& batch) const {

@@ -35,21 +35,8 @@ constexpr auto kTimeout = std::chrono::seconds(30);
 
 // Runs body(rank, comm) on `world` threads, each one rank of a Gloo group on loopback.
 void on_ranks(int world, const std::function<void(int, const std::shared_ptr<Communicator>&)>& body) {
-  const int port = free_tcp_port();
-  std::vector<std::thread> threads;
-  std::vector<std::string> errors(world);
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        DistEnv env;
-        env.rank = r, env.world_size = world, env.master_port = port;
-        body(r, Communicator::connect(env, kTimeout));
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  auto comms = connect_local_ranks(world, kTimeout);
+  EXPECT_NO_THROW(on_local_threads(world, [&](int r) { body(r, comms[r]); }));
 }
 
 std::string read_text(const std::string& path) {
@@ -328,6 +315,19 @@ TEST_P(DistributedTraining, TwoRanksOnHalfBatchesEqualOneRankOnTheWholeBatch) {
     EXPECT_LT(rel, 2e-2) << method << ": relative L2 difference " << rel << ", largest entry " << max_diff << " in "
                          << worst;
     EXPECT_GT(max_move, 1.5e-3) << method;
+    // The same 2 ranks as threads of one process (driftx train --ranks 2, what a plain run does on a
+    // 2-core machine): the same single-threaded arithmetic and the same Gloo sums, so the same numbers.
+    const std::string threads = path("threads" + tag);
+    ASSERT_EQ(run(concat(args(threads), {"--ranks", "2"}), path("threads" + tag + ".log")), 0)
+        << read_text(path("threads" + tag + ".log"));
+    const auto out3 = read_text(path("threads" + tag + ".log"));
+    EXPECT_NE(out3.find("distributed: 2 ranks (gloo, threads of this process), 1 threads per rank"), std::string::npos)
+        << out3;
+    EXPECT_EQ(read_json(threads + "/run/config.json")["ranks"], 2);
+    EXPECT_EQ(logged_losses(threads + "/run"), l2);
+    const auto p3 = parameters_of(threads + "/run/checkpoint.pt");
+    ASSERT_EQ(p3.size(), p2.size());
+    for (size_t i = 0; i < p3.size(); ++i) EXPECT_TRUE(torch::equal(p3[i], p2[i])) << "parameter " << i;
   }
 }
 
@@ -367,11 +367,14 @@ TEST_P(DistributedTraining, AveragedGradientOfTwoRanksIsTheWholeBatchGradient) {
   const auto g1 = grads_of(single);
   std::vector<std::vector<torch::Tensor>> g2(2), p2(2);
   std::vector<double> loss2(2);
+  std::vector<int> same_init(2, 0);
   on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& comm) {
     Trainer t(c, false, comm);
-    // Threads share LibTorch's global RNG, which seeds the initialisation, so two Trainers built at
-    // once draw interleaved numbers (separate processes do not): start from the single run's weights.
-    copy_parameters(*t.generator(), *initial);
+    // Both ranks are built at once on threads sharing LibTorch's global generator: the seeded
+    // initialisation must still give the single run's weights (the Trainer serialises it).
+    auto p = t.generator()->parameters(), q = initial->parameters();
+    same_init[r] = 1;
+    for (size_t i = 0; i < p.size(); ++i) same_init[r] &= torch::equal(p[i], q[i]) ? 1 : 0;
     loss2[r] = t.step_on(z, labels).loss;
     g2[r] = grads_of(t);
     for (auto& p : t.generator()->parameters()) p2[r].push_back(p.detach().clone());
@@ -387,6 +390,26 @@ TEST_P(DistributedTraining, AveragedGradientOfTwoRanksIsTheWholeBatchGradient) {
   }
   EXPECT_NEAR(loss2[0], loss, 1e-5 * loss);
   EXPECT_EQ(loss2[0], loss2[1]);
+  EXPECT_EQ(same_init, std::vector<int>({1, 1}));
+}
+
+TEST(LocalRanks, RanksPerCoreDivideTheClassesAndErrorsReachTheCaller) {
+  EXPECT_EQ(local_ranks_for(10, 2), 2);
+  EXPECT_EQ(local_ranks_for(10, 4), 2);  // 4 does not divide 10
+  EXPECT_EQ(local_ranks_for(10, 16), 10);
+  EXPECT_EQ(local_ranks_for(7, 4), 1);
+  EXPECT_EQ(local_ranks_for(10, 0), 1);
+  std::vector<int> ran(3, 0);
+  on_local_threads(3, [&](int r) { ran[r] = 1; });
+  EXPECT_EQ(ran, std::vector<int>({1, 1, 1}));
+  try {
+    on_local_threads(3, [&](int r) {
+      if (r >= 1) fail("rank {} failed", r);
+    });
+    FAIL() << "expected the ranks' error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "rank 1 failed");  // the lowest failing rank's, once all threads ended
+  }
 }
 
 TEST_P(DistributedTraining, ARestartedTwoRankJobResumesFromItsCheckpoint) {

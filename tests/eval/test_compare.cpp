@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "driftx/compare.h"
+#include "driftx/distributed.h"
 #include "driftx/data.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
@@ -57,6 +58,16 @@ TEST(Compare, ReportStatesWinnersSpeedupAndGoalHonestly) {
   EXPECT_NE(md2.find("not reached | - |"), std::string::npos) << md2;
   EXPECT_NE(md2.find("- 5m: **standard**"), std::string::npos) << md2;
   EXPECT_NE(md2.find("not reached / FID at the deadline worse"), std::string::npos) << md2;
+}
+
+TEST(Compare, SearchChoosesTheLowestFidThatMeetsTheAccuracyBar) {
+  std::vector<SearchTrial> t{{"driftxpress", {}, 120.0, 0.97, 10}, {"driftxpress", {}, 80.0, 0.93, 10},
+                             {"driftxpress", {}, 95.0, 0.96, 10}, {"driftxpress", {}, NAN, 0.99, 10}};
+  EXPECT_EQ(choose_candidate(t, 0.95), 2u);  // 80 misses the bar, NaN never wins
+  EXPECT_EQ(choose_candidate(t, 0.0), 1u);
+  EXPECT_EQ(choose_candidate(t, 0.999), 1u);  // nobody qualifies: the lowest FID
+  std::vector<SearchTrial> uncond{{"standard", {}, 50.0, -1, 10}, {"standard", {}, 40.0, -1, 10}};
+  EXPECT_EQ(choose_candidate(uncond, 0.95), 1u);  // no class accuracy: FID alone
 }
 
 TEST(Compare, MethodListsAreTrimmedAndEmptyNamesRefused) {
@@ -133,6 +144,8 @@ TEST(Compare, TinyEqualWallClockRunOnMnist) {
   const auto saved = read_json(cc.out_dir + "/compare.json");
   EXPECT_EQ(saved["runs"].size(), 2u);
   EXPECT_EQ(saved["config"]["time_budget_s"], 6.0);
+  // --ranks 0 became one rank per core (a divisor of the 2 classes per step), trained as threads.
+  EXPECT_EQ(saved["config"]["ranks"], local_ranks_for(2, at::get_num_threads()));
   auto plot = read_png(cc.out_dir + "/fid_vs_time.png");
   EXPECT_EQ(plot.size(1), 900);
   auto grid = read_png(cc.out_dir + "/samples_side_by_side.png");

@@ -22,6 +22,7 @@ struct TrainArgs {
   TrainConfig config;
   std::string temps, time_budget, config_file, dist_timeout = "120s";
   bool unconditional = false, resume = false;
+  int ranks = 0;
 };
 
 }  // namespace
@@ -68,6 +69,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--resume", a.resume, "Continue from <out>/checkpoint.pt");
   cmd->add_option("--seed", c.seed, "Seed (same seed + config = same numbers)")->capture_default_str();
   cmd->add_option("--device", c.device, "cpu, cuda or auto (with several ranks, cuda means cuda:LOCAL_RANK)")->capture_default_str();
+  cmd->add_option("--ranks", a.ranks, "Data-parallel ranks inside this process, as threads sharing the cores (0: one "
+                                      "per core, the largest that divides the classes per step; 1: off). Ignored "
+                                      "under driftx launch / torchrun, which set the ranks")->capture_default_str();
   cmd->add_option("--dist-timeout", a.dist_timeout, "Several ranks (RANK/WORLD_SIZE set, e.g. by driftx launch): how long "
                                                     "to wait for the rendezvous or a collective before failing")->capture_default_str();
   cmd->callback([cmd] {
@@ -87,20 +91,39 @@ void add_train_command(CLI::App& app) {
       fail("no stopping rule: give --steps N or --time-budget T (e.g. 10m)");
     std::signal(SIGINT, on_sigint);
     std::signal(SIGTERM, on_sigint);
-    // One process per rank (torchrun conventions); no RANK/WORLD_SIZE: a single process.
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(parse_duration(a.dist_timeout, "--dist-timeout") * 1e3));
-    auto comm = Communicator::from_env(timeout, parse_device(config.device));
-    if (comm->world_size() > 1 && (config.device == "cuda" || config.device == "auto") && parse_device(config.device).is_cuda())
-      config.device = fmt::format("cuda:{}", comm->env().local_rank);
-    Trainer trainer(config, a.resume, comm);
-    if (comm->world_size() > 1 && comm->is_main())
-      std::cout << fmt::format("distributed: {} ranks ({}), {} threads per rank, {} classes per rank per step\n",
-                               comm->world_size(), comm->backend(), at::get_num_threads(),
-                               config.classes_per_step / comm->world_size());
-    if (comm->is_main()) std::cout << fmt::format("training {} on {} ({}), out {} (precompute {:.1f}s)\n", config.method, config.dataset,
-                             config.conditional ? "class-conditional" : "unconditional", config.out_dir,
-                             trainer.precompute_seconds());
-    trainer.run(&g_stop);
+    DRIFTX_CHECK(a.ranks >= 0, "--ranks must be >= 0 (0: one per core), got {}", a.ranks);
+    // One process per rank (torchrun conventions), or, without RANK/WORLD_SIZE, ranks as threads of
+    // this process: on a small CPU machine N ranks x 1 thread train faster than 1 rank x N threads.
+    const bool launched = DistEnv::from_env().world_size > 1;
+    std::vector<std::shared_ptr<Communicator>> comms;
+    if (launched) {
+      comms.push_back(Communicator::from_env(timeout, parse_device(config.device)));
+    } else {
+      const int64_t classes = config.conditional ? config.classes_per_step : 1;
+      const int world = a.ranks > 0 ? a.ranks : (parse_device(config.device).is_cuda() ? 1 : local_ranks_for(classes, at::get_num_threads()));
+      DRIFTX_CHECK(world == 1 || !parse_device(config.device).is_cuda(),
+                   "--ranks {} with --device {}: ranks inside one process are for CPUs; use driftx launch --nproc {} "
+                   "(one process per GPU)", world, config.device, world);
+      comms = connect_local_ranks(world, timeout);
+    }
+    const int world = launched ? 1 : static_cast<int>(comms.size());
+    on_local_threads(world, [&](int r) {
+      auto comm = comms[r];
+      TrainConfig rank_config = config;
+      if (comm->world_size() > 1 && parse_device(config.device).is_cuda())
+        rank_config.device = fmt::format("cuda:{}", comm->env().local_rank);
+      Trainer trainer(rank_config, a.resume, comm);
+      if (comm->world_size() > 1 && comm->is_main())
+        std::cout << fmt::format("distributed: {} ranks ({}{}), {} threads per rank, {} classes per rank per step\n",
+                                 comm->world_size(), comm->backend(), launched ? "" : ", threads of this process",
+                                 at::get_num_threads(), rank_config.classes_per_step / comm->world_size());
+      if (comm->is_main())
+        std::cout << fmt::format("training {} on {} ({}), out {} (precompute {:.1f}s)\n", rank_config.method,
+                                 rank_config.dataset, rank_config.conditional ? "class-conditional" : "unconditional",
+                                 rank_config.out_dir, trainer.precompute_seconds());
+      trainer.run(&g_stop);
+    });
   });
 }
 
