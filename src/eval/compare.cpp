@@ -33,7 +33,6 @@ std::string fid_str(double f) { return std::isfinite(f) ? fmt::format("{:.1f}", 
 TrainConfig with_overrides(const TrainConfig& base, const std::string& method, const nlohmann::json& overrides) {
   auto j = base.to_json();
   j["method"] = method;
-  j["temperatures"] = std::vector<double>{};  // the method's default unless overridden
   for (auto& [k, v] : overrides.items()) {
     DRIFTX_CHECK(j.contains(k), "compare: '{}' is not a training setting (see a run's config.json for the names)", k);
     j[k] = v;
@@ -77,10 +76,11 @@ void CompareConfig::validate() const {
 }
 
 std::vector<nlohmann::json> search_candidates(const std::string& method) {
-  // Shared: the wider temperatures, a higher learning rate, the prototype's generator width, and twice
-  // the generated samples per class (batch layout 10 x 50).
-  std::vector<nlohmann::json> c{nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", 5e-4}},
-                                {{"width", 128}}, {{"gen_per_class", 50}}};
+  // Shared: wider temperatures, half and twice the method's learning rate, the prototype's generator
+  // width, and twice the generated samples per class (batch layout 10 x 50).
+  const double lr = default_learning_rate(method);
+  std::vector<nlohmann::json> c{nlohmann::json::object(), {{"temperatures", {0.05, 0.1, 0.2}}}, {{"lr", lr / 2}},
+                                {{"lr", lr * 2}}, {{"width", 128}}, {{"gen_per_class", 50}}};
   if (method == "standard") c.push_back({{"pos_per_class", 64}});
   else c.push_back({{"landmarks", 2000}});
   return c;

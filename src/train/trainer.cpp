@@ -73,7 +73,7 @@ void TrainConfig::validate() const {
   DRIFTX_CHECK(classes_per_step >= 1 && gen_per_class >= 2, "need --classes-per-step >= 1 and --gen-per-class >= 2");
   DRIFTX_CHECK(pos_per_class >= 1, "--pos-per-class must be >= 1");
   DRIFTX_CHECK(landmarks >= 1, "--landmarks must be >= 1");
-  DRIFTX_CHECK(lr > 0 && std::isfinite(lr), "--lr must be positive");
+  DRIFTX_CHECK(lr >= 0 && std::isfinite(lr), "--lr must be positive (or 0: the method's default)");
   DRIFTX_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1)");
   DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
   DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "--steps and --time-budget must be >= 0");
@@ -98,6 +98,8 @@ torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, do
   const double e = 1.0 - power;
   return torch::pow(1.0 - uu * (1.0 - std::pow(alpha_max, e)), 1.0 / e).to(torch::kFloat32);
 }
+
+double default_learning_rate(const std::string& method) { return method == "standard" ? 8e-3 : 4e-3; }
 
 std::vector<double> default_temperatures(const std::string& method) {
   // Both methods: the paper's. (DriftXpress defaulted to 0.1/0.2/0.5 while its kernel ratios underflowed
@@ -148,6 +150,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       device_(parse_device(config_.device)),
       rng_(at::detail::createCPUGenerator(config_.seed)) {
   if (config_.temperatures.empty()) config_.temperatures = default_temperatures(config_.method);
+  if (config_.lr == 0) config_.lr = default_learning_rate(config_.method);
   config_.validate();
   const auto t0 = Clock::now();
   data_ = load_dataset(config_.dataset, "train", config_.data_dir);

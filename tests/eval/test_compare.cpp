@@ -141,6 +141,9 @@ TEST(Compare, TinyEqualWallClockRunOnMnist) {
   }
   EXPECT_EQ(r.runs[1].config["landmarks"], 40);
   EXPECT_EQ(r.runs[0].config["temperatures"], nlohmann::json({0.02, 0.05, 0.2}));  // each method's default
+  EXPECT_EQ(r.runs[0].config["lr"], default_learning_rate("standard"));
+  EXPECT_EQ(r.runs[1].config["lr"], default_learning_rate("driftxpress"));
+  EXPECT_NE(default_learning_rate("standard"), default_learning_rate("driftxpress"));
   const auto saved = read_json(cc.out_dir + "/compare.json");
   EXPECT_EQ(saved["runs"].size(), 2u);
   EXPECT_EQ(saved["config"]["time_budget_s"], 6.0);
