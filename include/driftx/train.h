@@ -41,7 +41,7 @@ struct TrainConfig {
   double alpha_max = 4.0;
   double alpha_power = 3.0;                   // k
   // DriftXpress
-  std::string landmark_strategy = "random_global";
+  std::string landmark_strategy = "random_per_class";  // balanced per class: BENCHMARKS.md, search
   int64_t landmarks = 1000;                   // total landmarks per feature group
   double ridge = 1e-4;
   std::string repulsion = "exact";

@@ -77,7 +77,11 @@ void TrainConfig::validate() const {
   DRIFTX_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1)");
   DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
   DRIFTX_CHECK(steps >= 0 && time_budget_s >= 0, "--steps and --time-budget must be >= 0");
-  DRIFTX_CHECK(log_every >= 1 && sample_every >= 0 && checkpoint_every >= 0, "--log-every must be >= 1");
+  // A number too large for int64 reaches here saturated (INT64_MAX): refuse it instead of running "forever".
+  DRIFTX_CHECK(steps <= int64_t{1000000000000}, "--steps must be <= 1e12, got {}", steps);
+  DRIFTX_CHECK(log_every >= 1, "--log-every must be >= 1, got {}", log_every);
+  DRIFTX_CHECK(sample_every >= 0, "--sample-every must be >= 0, got {}", sample_every);
+  DRIFTX_CHECK(checkpoint_every >= 0, "--checkpoint-every must be >= 0, got {}", checkpoint_every);
   if (guidance) {
     DRIFTX_CHECK(conditional, "--guidance needs a class-conditional model (drop --unconditional)");
     DRIFTX_CHECK(alpha_max >= 1 && std::isfinite(alpha_max), "--alpha-max must be >= 1, got {}", alpha_max);
@@ -404,9 +408,12 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
     loss = loss.defined() ? loss + l : l;
   }
   stats.loss = loss.item<double>();
-  DRIFTX_CHECK(std::isfinite(stats.loss),
-               "loss became {} at step {}: stopping; the last good checkpoint is kept in {} (try a lower --lr)",
-               stats.loss, step_ + 1, config_.out_dir);
+  if (!std::isfinite(stats.loss)) {
+    const bool saved = std::filesystem::exists(config_.out_dir + "/checkpoint.pt");
+    fail("loss became {} at step {}: stopping; {} (try a lower --lr)", stats.loss, step_ + 1,
+         saved ? fmt::format("the last good checkpoint is kept in {}", config_.out_dir)
+               : std::string("no checkpoint had been written yet"));
+  }
   const double lr = config_.lr * std::min(1.0, static_cast<double>(step_ + 1) / std::max<int64_t>(1, config_.warmup_steps));
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();

@@ -1,4 +1,6 @@
+#include <cmath>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "driftx/error.h"
@@ -11,13 +13,36 @@ CommonOptions& common() {
   return options;
 }
 
+void check_guidance_scale(double alpha) {
+  DRIFTX_CHECK(std::isfinite(alpha) && alpha >= 1 && alpha <= 100, "--alpha must be a number in [1, 100], got {}", alpha);
+}
+
+namespace {
+
+// Every --seed is unsigned: CLI11 would wrap "-1" to 2^64 - 1, so a sign is refused before conversion.
+void refuse_negative_seeds(CLI::App& app) {
+  for (auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (auto* seed = sub->get_option_no_throw("--seed"))
+      seed->check(CLI::Validator(
+          [](std::string& s) { return s.find('-') == std::string::npos ? std::string() : "must be an integer >= 0"; },
+          "UINT"));
+    refuse_negative_seeds(*sub);
+  }
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   CLI::App app{"driftx: train one-step drifting generators with the exact standard field or the "
                "DriftXpress projected RKHS field."};
   app.require_subcommand(1);
   // A flag given twice takes its last value, so wrappers (scripts/run.sh) can be overridden.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores, divided among the ranks of a driftx launch)")->capture_default_str();
+  // At most 4 per hardware thread: more only adds contention (and --threads 1000 once ran 1,878 threads).
+  const int max_threads = 4 * static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  app.add_option("--threads", common().threads, "CPU threads for LibTorch (0 = all cores, divided among the ranks of a driftx launch)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, max_threads).description(fmt::format("0..{}", max_threads)));
   app.set_version_flag("--version", "driftx 0.1.0");
   add_field_command(app);
   add_bench_command(app);
@@ -28,6 +53,7 @@ int run(int argc, char** argv) {
   add_evaluator_command(app);
   add_compare_command(app);
   add_launch_command(app);
+  refuse_negative_seeds(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
   try {

@@ -80,6 +80,10 @@ std::pair<torch::Tensor, torch::Tensor> read_samples(const EvalArgs& a) {
     DRIFTX_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0) && labels.scalar_type() == torch::kInt64,
                  "--labels {}: expected {} int64 labels, got {} {}", a.labels, x.size(0), shape_str(labels.sizes()),
                  c10::toString(labels.scalar_type()));
+    const int64_t classes = Dataset{}.num_classes;  // both datasets: the evaluators' 10 outputs
+    const int64_t lo_label = labels.min().item<int64_t>(), hi_label = labels.max().item<int64_t>();
+    DRIFTX_CHECK(lo_label >= 0 && hi_label < classes, "--labels {}: classes must lie in [0, {}), got [{}, {}]", a.labels,
+                 classes, lo_label, hi_label);
   }
   // --n takes the first n; without it every sample counts.
   const int64_t n = a.n_given ? std::min(a.n, x.size(0)) : x.size(0);
@@ -91,6 +95,7 @@ void run_eval(const EvalArgs& a) {
   DRIFTX_CHECK(a.ckpt.empty() != a.samples.empty(), "give exactly one of --ckpt C (generate) or --samples S.npy");
   DRIFTX_CHECK(a.labels.empty() || !a.samples.empty(), "--labels goes with --samples (a checkpoint's labels are known)");
   DRIFTX_CHECK(a.n >= 2 && a.batch >= 1, "--n must be >= 2 and --batch >= 1");
+  check_guidance_scale(a.alpha);
   const std::string dataset = !a.dataset.empty() ? a.dataset : !a.ckpt.empty() ? checkpoint_dataset(a.ckpt) : "mnist";
 
   auto [images, labels] = a.ckpt.empty() ? read_samples(a) : generate(a);

@@ -17,11 +17,15 @@ struct ProjectedArgs {
   std::string gen, data, landmarks, labels, out_drift, out_target, report, temps = "0.02,0.05,0.2";
   std::string repulsion = "exact", strategy;
   double scale = 0, ridge = 1e-4;
+  bool scale_given = false;  // then it must be positive and finite
   int64_t shard_classes = 1, per_class = 0, total = 0;
   uint64_t seed = 0;
 };
 
 void run_projected(const ProjectedArgs& a) {
+  DRIFTX_CHECK(!a.scale_given || (a.scale > 0 && std::isfinite(a.scale)), "--scale must be a positive number, got {}",
+               a.scale);
+  const std::optional<double> scale = a.scale_given ? std::optional<double>(a.scale) : std::nullopt;
   auto G = require_matrix(read_npy(a.gen), "--gen " + a.gen);
   auto Y = require_matrix(read_npy(a.data), "--data " + a.data);
   DRIFTX_CHECK(Y.size(1) == G.size(1), "--data {} has {} columns but --gen {} has {}: both must have the same D", a.data,
@@ -67,9 +71,6 @@ void run_projected(const ProjectedArgs& a) {
   cfg.temperatures = parse_temperatures(a.temps);
   cfg.ridge = a.ridge;
   cfg.repulsion = parse_repulsion(a.repulsion);
-  DRIFTX_CHECK(a.scale >= 0 && std::isfinite(a.scale), "--scale must be a positive number");
-  std::optional<double> scale;
-  if (a.scale > 0) scale = a.scale;
   auto field = build_projected_field(Y, labels, U, U_labels, {classes, a.shard_classes}, scale, cfg);
   auto r = field.compute(G);
   write_npy(a.out_drift, r.drift);
@@ -85,7 +86,7 @@ void run_projected(const ProjectedArgs& a) {
       {"config",
        {{"gen", a.gen}, {"data", a.data}, {"landmarks", a.landmarks}, {"landmark_strategy", provenance},
         {"labels", a.labels}, {"shard_classes", a.shard_classes}, {"classes", classes}, {"temperatures", cfg.temperatures},
-        {"ridge", cfg.ridge}, {"eps", cfg.eps}, {"repulsion", a.repulsion}, {"scale_given", a.scale > 0}, {"seed", a.seed},
+        {"ridge", cfg.ridge}, {"eps", cfg.eps}, {"repulsion", a.repulsion}, {"scale_given", a.scale_given}, {"seed", a.seed},
         {"N", G.size(0)}, {"Y", Y.size(0)}, {"M", U.size(0)}, {"D", G.size(1)}}}};
   if (!a.report.empty()) write_json(a.report, report);
   std::cout << fmt::format("projected field: N={} |Y|={} M={} D={} shards={}  scale S={:.6g}  clamped={:.4f}  loss={:.6g}\n",
@@ -118,7 +119,10 @@ void add_projected_field_command(CLI::App& field) {
   cmd->add_option("--out-drift", p.out_drift, "Output: summed normalised drift V, N x D, in coordinates / S")->required();
   cmd->add_option("--out-target", p.out_target, "Output: target G/S + V, N x D")->required();
   cmd->add_option("--report", p.report, "Output: JSON report (scale, clamped_fraction, loss, configuration)");
-  cmd->callback([] { run_projected(p); });
+  cmd->callback([cmd] {
+    p.scale_given = cmd->count("--scale") > 0;
+    run_projected(p);
+  });
 }
 
 }  // namespace driftx::cli

@@ -25,6 +25,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 void run_sample(const SampleArgs& a) {
   DRIFTX_CHECK(a.n >= 1, "--n must be >= 1");
+  check_guidance_scale(a.alpha);
   DRIFTX_CHECK(ends_with(a.out, ".png") || ends_with(a.out, ".npy"), "--out must end in .png (grid) or .npy (array)");
   GeneratorConfig gc;
   auto g = load_generator(a.ckpt, a.ema, &gc);
@@ -58,10 +59,11 @@ void add_sample_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("sample", "Generate samples from a checkpoint in one forward pass");
   cmd->add_option("--ckpt", a.ckpt, "Checkpoint (run directory's checkpoint.pt)")->required();
   cmd->add_option("--n", a.n, "Number of samples")->capture_default_str();
-  cmd->add_option("--class", a.cls, "Class to generate (conditional models; default: cycle through classes)");
+  cmd->add_option("--class", a.cls, "Class to generate (conditional models; default: cycle through classes)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--alpha", a.alpha, "Guidance scale alpha (CFG-trained models)")->capture_default_str();
   cmd->add_flag("--ema", a.ema, "Use the EMA generator");
-  cmd->add_option("--columns", a.columns, "Images per grid row (default: one column per class)");
+  cmd->add_option("--columns", a.columns, "Images per grid row (default: one column per class)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a.seed, "Noise seed")->capture_default_str();
   cmd->add_option("--out", a.out, "grid.png or samples.npy (N x C x H x W in [-1, 1])")->required();
   cmd->callback([] { run_sample(a); });

@@ -41,7 +41,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--classes-per-step", c.classes_per_step, "N_c: classes per step")->capture_default_str();
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
   cmd->add_option("--pos-per-class", c.pos_per_class, "N_pos: real positives per class per step (standard)")->capture_default_str();
-  cmd->add_option("--temps", a.temps, "Comma-separated temperatures (default: driftxpress 0.1,0.2,0.5; standard 0.02,0.05,0.2)");
+  cmd->add_option("--temps", a.temps, "Comma-separated temperatures (default: 0.02,0.05,0.2 for both methods, the paper's)");
   cmd->add_flag("--guidance", c.guidance, "Train with classifier-free guidance (alpha-conditioned generator; sample with --alpha)");
   cmd->add_option("--guidance-negatives", c.guidance_negatives, "U: unconditional real negatives per class (standard; "
                                                                 "driftxpress uses their expectation)")->capture_default_str();
@@ -90,6 +90,7 @@ void add_train_command(CLI::App& app) {
     if (!a.time_budget.empty()) config.time_budget_s = parse_duration(a.time_budget);
     if (config.steps == 0 && config.time_budget_s == 0)
       fail("no stopping rule: give --steps N or --time-budget T (e.g. 10m)");
+    config.validate();  // once, before any rank starts: one error line, nothing loaded
     std::signal(SIGINT, on_sigint);
     std::signal(SIGTERM, on_sigint);
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(parse_duration(a.dist_timeout, "--dist-timeout") * 1e3));

@@ -24,4 +24,9 @@ void add_launch_command(CLI::App& app);   // local ranks of a distributed job
 
 int run(int argc, char** argv);
 
+// Guidance scale of sample / eval: finite and in [1, 100] (training draws alpha from [1, --alpha-max];
+// below 1 the generator was never conditioned, and huge values overflow its alpha embedding into NaN).
+// Checked before anything is loaded, so a bad value costs nothing.
+void check_guidance_scale(double alpha);
+
 }  // namespace driftx::cli
