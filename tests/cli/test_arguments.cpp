@@ -3,11 +3,10 @@
 // exist, so a check that ran too late would report the missing file instead). Every case ran to exit 0
 // or gave a misleading message before these checks.
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <torch/torch.h>
 
+#include "driftx/files.h"
 #include "driftx/npy.h"
 #include "test_support.h"
 
@@ -29,10 +28,7 @@ class CliArguments : public testing_support::TempDirTest {
     for (size_t at; (at = args.find("{dir}")) != std::string::npos;) args.replace(at, 5, dir_.string());
     const std::string out = path("out.txt");
     const int rc = std::system((std::string(DRIFTX_BINARY) + " " + args + " > " + out + " 2>&1").c_str());
-    std::ifstream in(out);
-    std::stringstream text;
-    text << in.rdbuf();
-    return {rc, text.str()};
+    return {rc, read_file(out)};
   }
 };
 

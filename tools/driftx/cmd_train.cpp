@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <fmt/ranges.h>
+
 #include "commands.h"
 #include "driftx/distributed.h"
 #include "driftx/error.h"
@@ -41,7 +43,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--classes-per-step", c.classes_per_step, "N_c: classes per step")->capture_default_str();
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
   cmd->add_option("--pos-per-class", c.pos_per_class, "N_pos: real positives per class per step (standard)")->capture_default_str();
-  cmd->add_option("--temps", a.temps, "Comma-separated temperatures (default: 0.02,0.05,0.2 for both methods, the paper's)");
+  cmd->add_option("--temps", a.temps, fmt::format("Comma-separated temperatures (default: driftxpress {}; standard {})",
+                                                  fmt::join(default_temperatures("driftxpress"), ","),
+                                                  fmt::join(default_temperatures("standard"), ",")));
   cmd->add_flag("--guidance", c.guidance, "Train with classifier-free guidance (alpha-conditioned generator; sample with --alpha)");
   cmd->add_option("--guidance-negatives", c.guidance_negatives, "U: unconditional real negatives per class (standard; "
                                                                 "driftxpress uses their expectation)")->capture_default_str();
@@ -55,8 +59,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--cache-dir", c.cache_dir, "Where data summaries are cached (default: <out>/../cache)");
   cmd->add_option("--noise-dim", c.noise_dim, "Generator noise dimension")->capture_default_str();
   cmd->add_option("--width", c.width, "Generator width (channels of the first feature map)")->capture_default_str();
-  cmd->add_option("--lr", c.lr, "AdamW learning rate, betas 0.9, 0.95 (0: the method's default, driftxpress 4e-3, "
-                                "standard 8e-3)")->capture_default_str();
+  cmd->add_option("--lr", c.lr, fmt::format("AdamW learning rate, betas 0.9, 0.95 (0: the method's default, driftxpress {:g}, "
+                                            "standard {:g})", default_learning_rate("driftxpress"),
+                                            default_learning_rate("standard")))->capture_default_str();
   cmd->add_option("--warmup", c.warmup_steps, "Linear learning-rate warm-up steps")->capture_default_str();
   cmd->add_option("--weight-decay", c.weight_decay, "AdamW weight decay")->capture_default_str();
   cmd->add_option("--grad-clip", c.grad_clip, "Gradient norm clip (0 = off)")->capture_default_str();
