@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -168,6 +169,21 @@ std::string header_line(const MachineInfo& m) {
   }
   return fmt::format("threads={} (of {} hardware)  BLAS={}  LibTorch {}  CPU: {}", m.threads, m.hardware_threads,
                      blas, m.torch_version, m.cpu);
+}
+
+std::string device_name(const std::string& device) {
+  const torch::Device d(device);
+  if (!d.is_cuda()) return "CPU: " + machine_info().cpu;
+  // LibTorch's C++ API has no device-name query without the CUDA headers; nvidia-smi names the card.
+  std::string name;
+  if (FILE* p = popen(fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null",
+                                  d.has_index() ? d.index() : 0).c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) name += buf;
+    pclose(p);
+  }
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return fmt::format("{} ({})", device, name.empty() ? "unnamed GPU" : name);
 }
 
 MarkdownTable::MarkdownTable(std::vector<std::string> headers) : headers_(std::move(headers)) {}

@@ -54,7 +54,9 @@ struct MachineInfo {
 };
 MachineInfo machine_info();
 nlohmann::json to_json(const MachineInfo& m);
-std::string header_line(const MachineInfo& m);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
+std::string header_line(const MachineInfo& m);
+// "CPU: <model>" or "cuda:0 (NVIDIA H200)": what a device string names, for benchmark headers.
+std::string device_name(const std::string& device);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
 
 using driftx::parse_int_list;  // "256,1024" -> {256, 1024} (driftx/parse.h)
 

@@ -152,6 +152,7 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
   torch::Device device_;
   Dataset data_;
+  torch::Tensor real_images_;  // data_.images on the training device (the same tensor on the CPU): positives
   Generator generator_{nullptr}, ema_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<std::unique_ptr<Group>> groups_;

@@ -1,5 +1,6 @@
 #include "driftx/compare.h"
 
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 #include <algorithm>
 #include <chrono>
 #include <ctime>

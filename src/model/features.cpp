@@ -1,5 +1,6 @@
 #include "driftx/features.h"
 
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -24,28 +25,30 @@ constexpr const char* kTorchScript = "torchscript:";
 
 bool is_torchscript(const std::string& group) { return group.rfind(kTorchScript, 0) == 0; }
 
-// Encoders are loaded once per path and kept frozen (eval mode, no parameter gradients).
-torch::jit::Module& encoder(const std::string& path) {
+// Encoders are loaded once per path and device (on the images' device: a GPU run encodes on the GPU)
+// and kept frozen (eval mode, no parameter gradients).
+torch::jit::Module& encoder(const std::string& path, const torch::Device& device) {
   static std::map<std::string, torch::jit::Module> cache;
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(path);
+  const std::string key = path + "@" + device.str();
+  auto it = cache.find(key);
   if (it == cache.end()) {
     torch::jit::Module m;
     try {
-      m = torch::jit::load(path);
+      m = torch::jit::load(path, device);
     } catch (const c10::Error&) {
       fail("feature encoder '{}' cannot be loaded as TorchScript: export it with torch.jit.script(...).save(path)", path);
     }
     m.eval();
     for (auto p : m.parameters()) p.requires_grad_(false);
-    it = cache.emplace(path, std::move(m)).first;
+    it = cache.emplace(key, std::move(m)).first;
   }
   return it->second;
 }
 
 std::vector<torch::Tensor> encoder_outputs(const std::string& path, const torch::Tensor& images) {
-  auto out = encoder(path).forward({images});
+  auto out = encoder(path, images.device()).forward({images});
   std::vector<torch::Tensor> maps;
   if (out.isTensor()) maps.push_back(out.toTensor());
   else if (out.isTensorList()) for (const auto& t : out.toTensorList()) maps.push_back(t);

@@ -158,6 +158,8 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
   config_.validate();
   const auto t0 = Clock::now();
   data_ = load_dataset(config_.dataset, "train", config_.data_dir);
+  // The standard field's positives are gathered on the training device: one copy of the images there.
+  real_images_ = config_.method == "standard" ? data_.images.to(device_) : data_.images;
   if (!config_.conditional) config_.classes_per_step = 1;
   DRIFTX_CHECK(config_.classes_per_step <= data_.num_classes, "--classes-per-step {} exceeds the {} classes of {}",
                config_.classes_per_step, data_.num_classes, config_.dataset);
@@ -354,8 +356,9 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   const auto& labels = batch.labels;
   const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
   // Guidance: the unconditional real negatives of each row carry total weight (alpha - 1)(N - 1).
-  const auto mass = batch.alpha.defined() ? (batch.alpha.to(torch::kCPU) - 1) * static_cast<double>(N - 1) : torch::Tensor();
-  auto phi = image_features(images, group.name).to(torch::kCPU);
+  // Everything below stays on the images' device (issue 12): the fields fold their summaries there.
+  const auto mass = batch.alpha.defined() ? (batch.alpha.to(device_) - 1) * static_cast<double>(N - 1) : torch::Tensor();
+  auto phi = image_features(images, group.name);
   if (group.projected) {
     auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
@@ -373,7 +376,7 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     if (c < first || c >= first + share) continue;
     auto idx = pool.defined() ? pool.index_select(0, pick) : pick;
     torch::NoGradGuard no_grad;
-    pos.push_back(image_features(data_.images.index_select(0, idx), group.name));
+    pos.push_back(image_features(real_images_.index_select(0, idx.to(device_)), group.name));
   }
   StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
   if (mass.defined()) {
@@ -382,7 +385,7 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     const int64_t U = config_.guidance_negatives;
     auto pick = torch::randint(data_.size(), {Nc, U}, rng_, torch::kLong).narrow(0, first, share).reshape({-1});
     torch::NoGradGuard no_grad;
-    in.negatives = image_features(data_.images.index_select(0, pick), group.name).reshape({share, U, -1});
+    in.negatives = image_features(real_images_.index_select(0, pick.to(device_)), group.name).reshape({share, U, -1});
     in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
   }
   auto r = group.standard->compute(in, comm_->sum_reducer());
@@ -454,7 +457,7 @@ double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels
   auto images = generate(generator_, share_batch({z, labels, alpha}));
   double total = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    auto phi = image_features(images, groups_[g]->name).to(torch::kCPU);
+    auto phi = image_features(images, groups_[g]->name);
     // Targets are in each field's scaled coordinates; compare in the same coordinates.
     const double s = groups_[g]->projected ? groups_[g]->projected->scale() : 1.0;
     total += (phi / s - targets[g]).pow(2).mean().item<double>();

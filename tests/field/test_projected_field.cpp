@@ -521,3 +521,49 @@ TEST(ExactAttraction, StreamedMatchesDirectFloat64IncludingFarQueries) {
     }
   }
 }
+
+// Class batching (issue 12): the batched products over class-major blocks compute the same sums as the
+// per-class loop, in another order. Tolerance: a distance from the matmul form |x|^2 + |y|^2 - 2 x.y
+// carries rounding ~ k u |x|^2 (k ~ 4 for these short products, |x|^2 <= ~100 here: 2.4e-5 in d^2, so
+// ~1.2e-5 / d in d); the kernel exp(-d / tau_eff) turns it into a relative weight error of that over
+// tau_eff (0.02 sqrt(12) = 0.069: x14), ~2e-4 for d ~ 1; ratios and the drift normalisation keep the
+// order, the difference attraction - repulsion can amplify it a few times. 1e-3 relative L2 leaves that
+// margin and still catches a block matched to the wrong class (O(1)).
+TEST(ProjectedField, BatchedClassBlocksMatchThePerClassLoop) {
+  torch::manual_seed(12);
+  const int64_t C = 4, D = 12, n_real = 800;
+  auto labels = torch::arange(n_real) % C;
+  auto real = torch::randn({n_real, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 2.0;
+  auto U_idx = torch::randperm(n_real).narrow(0, 0, 90);
+  const auto block = [](std::vector<int64_t> classes, int64_t n) {
+    return torch::tensor(classes, torch::kLong).repeat_interleave(n);
+  };
+  for (auto repulsion : {Repulsion::Exact, Repulsion::Projected}) {
+    ProjectedFieldConfig loop, batched;
+    loop.repulsion = batched.repulsion = repulsion;
+    loop.class_batching = ClassBatching::Loop;
+    batched.class_batching = ClassBatching::Batched;
+    auto make = [&](const ProjectedFieldConfig& pc) {
+      return build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx), {C, 1},
+                                   std::nullopt, pc);
+    };
+    auto a = make(loop), b = make(batched);
+    // Consecutive classes (summaries used in place), shuffled ones (gathered), and a layout that is not
+    // blocks (interleaved: the batched field falls back to the loop, bit for bit).
+    for (const auto& q : {block({0, 1, 2, 3}, 5), block({2, 0, 3}, 5), torch::tensor({0, 1, 0, 1, 2, 2}, torch::kLong)}) {
+      auto x = torch::randn({q.numel(), D}) * 1.5 + q.to(torch::kFloat32).unsqueeze(1) * 2.0;
+      auto mass = torch::rand({q.numel()}) * 3.0;
+      auto ra = a.compute(x, q, mass), rb = b.compute(x, q, mass);
+      const double rel = (rb.drift - ra.drift).norm().item<double>() / ra.drift.norm().item<double>();
+      EXPECT_LT(rel, 1e-3) << "labels " << q;
+      if (q.numel() == 6) EXPECT_TRUE(torch::equal(ra.drift, rb.drift)) << "the non-block layout must take the loop";
+    }
+  }
+  // The free function too, with guidance-free extra = none.
+  auto x = torch::randn({15, D});
+  auto q = block({3, 1, 2}, 5);
+  const std::vector<double> taus{0.1, 0.5};
+  auto l = exact_repulsions(x, q, taus, 1e-8, nullptr, false), bt = exact_repulsions(x, q, taus, 1e-8, nullptr, true);
+  for (size_t t = 0; t < taus.size(); ++t)
+    EXPECT_LT((bt[t] - l[t]).norm().item<double>() / l[t].norm().item<double>(), 1e-5);
+}
