@@ -16,6 +16,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 #if __has_include(<torch/version.h>)
 #include <torch/version.h>
@@ -184,6 +185,36 @@ std::string device_name(const std::string& device) {
   }
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   return fmt::format("{} ({})", device, name.empty() ? "unnamed GPU" : name);
+}
+
+TrainConfig step_config(const StepShape& s) {
+  TrainConfig c;
+  c.method = s.method;
+  c.features = s.features;
+  c.width = s.width;
+  c.gen_per_class = s.gen_per_class;
+  c.pos_per_class = s.pos_per_class;
+  c.landmarks = s.landmarks;
+  c.out_dir = s.out + "/" + s.method;
+  c.device = s.device;
+  c.data_dir = s.data_dir;
+  c.sample_every = c.checkpoint_every = 0;
+  return c;
+}
+
+std::pair<StepStats, double> timed_step(Trainer& trainer, const std::string& device) {
+  const bool cuda = torch::Device(device).is_cuda();
+  if (cuda) torch::cuda::synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto stats = trainer.step();
+  if (cuda) torch::cuda::synchronize();
+  return {stats, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+double median(std::vector<double> v) {
+  DRIFTX_CHECK(!v.empty(), "median of no values");
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 MarkdownTable::MarkdownTable(std::vector<std::string> headers) : headers_(std::move(headers)) {}

@@ -79,12 +79,21 @@ std::vector<double> default_temperatures(const std::string& method);
 double default_learning_rate(const std::string& method);
 
 // One logged step.
+// Wall-clock split of one step, seconds (the cost model in BENCHMARKS.md): the generator's forward; the
+// feature maps of the generated images; the standard method's positives (and guidance negatives) drawn
+// and encoded; the fields; the backward pass (generator and feature maps); gradient averaging, clipping,
+// the optimiser and the EMA. On a GPU the split is exact only with Trainer::set_phase_sync(true).
+struct StepPhases {
+  double generator = 0, features = 0, positives = 0, fields = 0, backward = 0, optimizer = 0;
+};
+
 struct StepStats {
   int64_t step = 0;
   double loss = 0;
   std::vector<double> group_loss;
   double clamped_fraction = 0;
   double step_seconds = 0;
+  StepPhases phases;
 };
 
 class Trainer {
@@ -108,6 +117,8 @@ class Trainer {
   // alpha: B guidance scales (one per row, constant within a class group), only with guidance.
   StepStats step();
   StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels, const torch::Tensor& alpha = {});
+  // Synchronise the device at each phase boundary of a step (StepPhases), for timing on a GPU.
+  void set_phase_sync(bool on) { phase_sync_ = on; }
 
   // The drifting loss of the current generator on a given batch (no update), and the per-group
   // targets, for tests: returns (loss, targets).
@@ -152,6 +163,7 @@ class Trainer {
   std::shared_ptr<Communicator> comm_;
   torch::Device device_;
   Dataset data_;
+  bool phase_sync_ = false;
   torch::Tensor real_images_;  // data_.images on the training device (the same tensor on the CPU): positives
   Generator generator_{nullptr}, ema_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -19,6 +19,8 @@
 #include "driftx/timing.h"
 #include "driftx/train.h"
 
+#include <torch/cuda.h>
+
 namespace driftx {
 
 namespace {
@@ -358,9 +360,19 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   // Guidance: the unconditional real negatives of each row carry total weight (alpha - 1)(N - 1).
   // Everything below stays on the images' device (issue 12): the fields fold their summaries there.
   const auto mass = batch.alpha.defined() ? (batch.alpha.to(device_) - 1) * static_cast<double>(N - 1) : torch::Tensor();
+  auto tick = Clock::now();
+  // Adds the time since the last tick to a phase of this step (when stats are kept).
+  auto lap = [&](double StepPhases::*phase) {
+    if (!stats) return;
+    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
+    stats->phases.*phase += seconds_since(tick);
+    tick = Clock::now();
+  };
   auto phi = image_features(images, group.name);
+  lap(&StepPhases::features);
   if (group.projected) {
     auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
+    lap(&StepPhases::fields);
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
     if (targets) targets->push_back(r.target);
     return r.loss;
@@ -379,6 +391,7 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     pos.push_back(image_features(real_images_.index_select(0, idx.to(device_)), group.name));
   }
   StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
+  lap(&StepPhases::positives);
   if (mass.defined()) {
     // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U; drawn
     // for the whole batch on every rank (the RNGs stay in step), encoded for this rank's classes.
@@ -387,8 +400,10 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     torch::NoGradGuard no_grad;
     in.negatives = image_features(real_images_.index_select(0, pick.to(device_)), group.name).reshape({share, U, -1});
     in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
+    lap(&StepPhases::positives);
   }
   auto r = group.standard->compute(in, comm_->sum_reducer());
+  lap(&StepPhases::fields);
   if (targets) targets->push_back(r.goal.reshape({share * N, -1}) * r.coord_scale);
   return r.loss;
 }
@@ -403,7 +418,14 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   StepStats stats;
   generator_->train();
   const Batch batch{z, labels, alpha};
+  auto tick = Clock::now();
+  auto lap = [&](double StepPhases::*phase) {
+    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
+    stats.phases.*phase += seconds_since(tick);
+    tick = Clock::now();
+  };
   auto images = generate(generator_, share_batch(batch));
+  lap(&StepPhases::generator);
   torch::Tensor loss;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto l = group_loss(g, images, batch, &stats, nullptr);
@@ -411,6 +433,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
     loss = loss.defined() ? loss + l : l;
   }
   stats.loss = loss.item<double>();
+  tick = Clock::now();  // group_loss kept its own laps
   if (!std::isfinite(stats.loss)) {
     const bool saved = std::filesystem::exists(config_.out_dir + "/checkpoint.pt");
     fail("loss became {} at step {}: stopping; {} (try a lower --lr)", stats.loss, step_ + 1,
@@ -421,11 +444,13 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   loss.backward();
+  lap(&StepPhases::backward);
   average_gradients(stats);  // before clipping: every rank clips and steps the same gradient
   if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(generator_->parameters(), config_.grad_clip);
   optimizer_->step();
   ++step_;
   update_ema();
+  lap(&StepPhases::optimizer);
   stats.step = step_;
   stats.step_seconds = seconds_since(t0);
   return stats;
