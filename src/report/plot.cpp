@@ -108,10 +108,14 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
   auto usable = [&](double x, double y) { return std::isfinite(x) && std::isfinite(y) && (!plot.log_y || y > 0); };
   for (const auto& s : plot.series) {
     DRIFTX_CHECK(s.x.size() == s.y.size(), "plot: series '{}' has {} x values but {} y values", s.name, s.x.size(), s.y.size());
+    DRIFTX_CHECK((s.y_lo.empty() && s.y_hi.empty()) || (s.y_lo.size() == s.y.size() && s.y_hi.size() == s.y.size()),
+                 "plot: series '{}' needs an error-bar end per point (or none)", s.name);
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!usable(s.x[i], s.y[i])) continue;
       xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
       ymin = std::min(ymin, fy(s.y[i])), ymax = std::max(ymax, fy(s.y[i]));
+      if (!s.y_lo.empty() && usable(s.x[i], s.y_lo[i])) ymin = std::min(ymin, fy(s.y_lo[i]));
+      if (!s.y_hi.empty() && usable(s.x[i], s.y_hi[i])) ymax = std::max(ymax, fy(s.y_hi[i]));
     }
   }
   DRIFTX_CHECK(std::isfinite(xmin) && std::isfinite(ymin), "plot '{}': no finite point to draw", plot.title);
@@ -175,6 +179,12 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
       if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
       const double x = X(se.x[i]), y = Y(se.y[i]);
       if (have_prev) cv.line(px, py, x, y, c, 3);
+      if (!se.y_lo.empty()) {  // error bar with caps; a non-positive lower end on a log axis: to the axis
+        const double lo = usable(se.x[i], se.y_lo[i]) ? Y(se.y_lo[i]) : bottom, hi = Y(se.y_hi[i]);
+        cv.line(x, lo, x, hi, c, 2);
+        cv.line(x - 6, lo, x + 6, lo, c, 2);
+        cv.line(x - 6, hi, x + 6, hi, c, 2);
+      }
       cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
       px = x, py = y, have_prev = true;
     }
