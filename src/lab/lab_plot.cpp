@@ -1,6 +1,6 @@
 // driftx lab pictures: quiver plots, particle trajectories, metric-vs-rank curves with error bars and the
-// trajectory deviation over time, drawn into PNGs with the same means as src/report/plot.cpp (a pixel
-// canvas, text from stb_easy_font), no plotting library.
+// trajectory deviation over time, drawn into PNGs on the pixel canvas the line plots use
+// (src/report/canvas.h; text from stb_easy_font), no plotting library.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -12,88 +12,14 @@
 #include "driftx/image_io.h"
 #include "driftx/lab.h"
 #include "driftx/plot.h"
+#include "report/canvas.h"
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#include <stb_easy_font.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace driftx {
 
 namespace {
 
-using Rgb = std::array<uint8_t, 3>;
 const Rgb kBlack{0, 0, 0}, kGrid{230, 230, 230}, kData{190, 190, 190}, kLandmark{255, 127, 14}, kFloor{150, 150, 150};
-
-struct Canvas {
-  int w, h;
-  std::vector<uint8_t> px;
-  Canvas(int w_, int h_) : w(w_), h(h_), px(static_cast<size_t>(w_) * h_ * 3, 255) {}
-  void set(int x, int y, const Rgb& c) {
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    std::copy(c.begin(), c.end(), px.begin() + (static_cast<size_t>(y) * w + x) * 3);
-  }
-  void rect(int x0, int y0, int x1, int y1, const Rgb& c) {
-    for (int y = std::max(0, y0); y < std::min(h, y1); ++y)
-      for (int x = std::max(0, x0); x < std::min(w, x1); ++x) set(x, y, c);
-  }
-  void dot(double x, double y, int size, const Rgb& c) {
-    const int ix = static_cast<int>(std::lround(x)) - size / 2, iy = static_cast<int>(std::lround(y)) - size / 2;
-    rect(ix, iy, ix + size, iy + size, c);
-  }
-  // dash > 0: on/off segments of `dash` pixels.
-  void line(double x0, double y0, double x1, double y1, const Rgb& c, int thick, int dash = 0) {
-    const int steps = static_cast<int>(std::ceil(std::max(std::abs(x1 - x0), std::abs(y1 - y0)))) + 1;
-    for (int i = 0; i <= steps; ++i) {
-      if (dash > 0 && (i / dash) % 2 == 1) continue;
-      const double t = static_cast<double>(i) / steps;
-      const int x = static_cast<int>(std::lround(x0 + t * (x1 - x0))), y = static_cast<int>(std::lround(y0 + t * (y1 - y0)));
-      rect(x - thick / 2, y - thick / 2, x - thick / 2 + thick, y - thick / 2 + thick, c);
-    }
-  }
-  void arrow(double x0, double y0, double x1, double y1, const Rgb& c) {
-    line(x0, y0, x1, y1, c, 1);
-    const double len = std::hypot(x1 - x0, y1 - y0);
-    if (len < 2) return;
-    const double ux = (x1 - x0) / len, uy = (y1 - y0) / len, head = std::min(5.0, 0.4 * len);
-    for (double s : {-1.0, 1.0}) {
-      const double ca = std::cos(0.45), sa = s * std::sin(0.45);
-      line(x1, y1, x1 - head * (ux * ca - uy * sa), y1 - head * (uy * ca + ux * sa), c, 1);
-    }
-  }
-  int text(const std::string& s, int x, int y, const Rgb& c, int scale = 1, bool vertical = false) {
-    std::vector<char> buf(s.begin(), s.end());
-    buf.push_back('\0');
-    std::vector<float> vb(s.size() * 300 + 64);
-    const int quads = stb_easy_font_print(0, 0, buf.data(), nullptr, vb.data(), static_cast<int>(vb.size() * sizeof(float)));
-    for (int q = 0; q < quads; ++q) {
-      const float* v = &vb[static_cast<size_t>(q) * 16];
-      const float qx0 = v[0], qy0 = v[1], qx1 = v[8], qy1 = v[9];
-      if (!vertical)
-        rect(x + static_cast<int>(qx0 * scale), y + static_cast<int>(qy0 * scale), x + static_cast<int>(qx1 * scale),
-             y + static_cast<int>(qy1 * scale), c);
-      else
-        rect(x + static_cast<int>(qy0 * scale), y - static_cast<int>(qx1 * scale), x + static_cast<int>(qy1 * scale),
-             y - static_cast<int>(qx0 * scale), c);
-    }
-    return width(s, scale);
-  }
-  static int width(const std::string& s, int scale = 1) {
-    std::vector<char> buf(s.begin(), s.end());
-    buf.push_back('\0');
-    return stb_easy_font_width(buf.data()) * scale;
-  }
-  void save(const std::string& path) const {
-    auto out = torch::empty({h, w, 3}, torch::kUInt8);
-    std::memcpy(out.data_ptr<uint8_t>(), px.data(), px.size());
-    write_png(path, out);
-  }
-};
 
 // A rectangle of the canvas showing [xmin, xmax] x [ymin, ymax] (log10 / log2 already applied by callers).
 struct Frame {
@@ -153,7 +79,7 @@ void panel_grid(const std::string& path, const std::string& heading, const std::
   cv.text(heading, kLeftLabel, 10, kBlack, 2);
   for (int r = 0; r < rows; ++r) {
     const int top = 34 + r * (kPanel + kTitle + kGap) + kTitle;
-    cv.text(targets[r], 6, top + kPanel / 2 + Canvas::width(targets[r]) / 2, kBlack, 1, true);
+    cv.text(targets[r], 6, top + kPanel / 2 + Canvas::text_width(targets[r], 1) / 2, kBlack, 1, true);
     for (const auto& it : items) {
       if (it.target != targets[r]) continue;
       const int c = static_cast<int>(std::find(labels.begin(), labels.end(), it.label) - labels.begin());
@@ -228,16 +154,16 @@ void curve_panel(Canvas& cv, int left, int top, int w, int h, const std::string&
     const int x = static_cast<int>(std::lround(f.X(t)));
     cv.rect(x, f.top, x + 1, f.bottom, kGrid);
     const std::string l = logx2 ? fmt::format("{:g}", std::exp2(t)) : fmt::format("{:g}", t);
-    cv.text(l, x - Canvas::width(l) / 2, f.bottom + 4, kBlack);
+    cv.text(l, x - Canvas::text_width(l, 1) / 2, f.bottom + 4, kBlack, 1);
   }
   for (double t : yt) {
     const int y = static_cast<int>(std::lround(f.Y(t)));
     cv.rect(f.left, y, f.right, y + 1, kGrid);
     const std::string l = logy ? fmt::format("{:.0e}", std::pow(10.0, t)) : fmt::format("{:g}", t);
-    cv.text(l, f.left - 4 - Canvas::width(l), y - 3, kBlack);
+    cv.text(l, f.left - 4 - Canvas::text_width(l, 1), y - 3, kBlack, 1);
   }
   box(cv, f);
-  cv.text(xlabel, (f.left + f.right - Canvas::width(xlabel)) / 2, f.bottom + 13, kBlack);
+  cv.text(xlabel, (f.left + f.right - Canvas::text_width(xlabel, 1)) / 2, f.bottom + 13, kBlack, 1);
   for (const auto& c : curves) {
     bool have = false;
     double ox = 0, oy = 0;
@@ -355,7 +281,7 @@ void write_lab_pictures(const LabReport& r, const std::string& dir) {
     cv.text("fresh data sample (floor)", lx + 30, 32, kBlack, 1);
     for (int ri = 0; ri < rows; ++ri) {
       const int top = head + ri * (ph + gap) + 14;
-      cv.text(targets[ri], 6, top + ph / 2 + Canvas::width(targets[ri]) / 2, kBlack, 1, true);
+      cv.text(targets[ri], 6, top + ph / 2 + Canvas::text_width(targets[ri], 1) / 2, kBlack, 1, true);
       for (int ci = 0; ci < cols; ++ci) {
         const auto& P = panels[ci];
         std::vector<Curve> curves;
@@ -400,18 +326,18 @@ void write_lab_pictures(const LabReport& r, const std::string& dir) {
     const int pw = 300, ph = 230, gap = 30;
     Canvas cv(20 + static_cast<int>(targets.size()) * (pw + gap), ph + 110);
     const std::string heading = fmt::format("mean distance to the exact flow's particles vs step ({} landmarks)", short_strategy(s0));
-    cv.text(heading, 20, 8, kBlack, Canvas::width(heading, 2) + 40 < cv.w ? 2 : 1);
+    cv.text(heading, 20, 8, kBlack, Canvas::text_width(heading, 2) + 40 < cv.w ? 2 : 1);
     const auto& ranks = r.config.ranks;
     int lx = 20;
     for (size_t k = 0; k < ranks.size(); ++k) {
       const Rgb col = mix(Rgb{158, 202, 225}, Rgb{8, 48, 107}, ranks.size() > 1 ? double(k) / double(ranks.size() - 1) : 1.0);
       cv.line(lx, 40, lx + 20, 40, col, 2);
-      lx += 26 + cv.text(fmt::format("M={}", ranks[k]), lx + 26, 36, kBlack) + 14;
+      lx += 26 + cv.text(fmt::format("M={}", ranks[k]), lx + 26, 36, kBlack, 1) + 14;
     }
     if (!r.config.minibatch_sizes.empty()) {
       cv.line(lx, 40, lx + 20, 40, series_colour(1), 2, 4);
       cv.text(fmt::format("minibatch P={}", *std::max_element(r.config.minibatch_sizes.begin(), r.config.minibatch_sizes.end())),
-              lx + 26, 36, kBlack);
+              lx + 26, 36, kBlack, 1);
     }
     for (size_t ti = 0; ti < targets.size(); ++ti) {
       std::vector<Curve> curves;
