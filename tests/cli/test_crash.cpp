@@ -62,30 +62,39 @@ class Crash : public testing_support::CliTest {
   }
 };
 
+// Where a crash test kills the run (DRIFTX_CRASH_AT), and whether it then resumes (a run killed before
+// its first checkpoint is started again).
+struct KillPoint {
+  std::string name, crash_at;
+  bool resume;
+};
+void PrintTo(const KillPoint& p, std::ostream* os) { *os << p.name; }
+
+class KillNine : public Crash, public ::testing::WithParamInterface<KillPoint> {};
+
 // kill -9 after step 3 (between checkpoints), half-way through writing the second checkpoint, and
-// half-way through writing the summary cache (before any checkpoint: the run is started again).
-// Every time the run then ends bit-identical to the uninterrupted one, logs each step once and leaves
-// no temporary file; the lock of the killed process does not block the next.
-TEST_F(Crash, KillNineAtAnyMomentThenResumeIsBitIdentical) {
+// half-way through writing the summary cache (before any checkpoint: the run is started again). Each
+// time the run then ends bit-identical to the uninterrupted one, logs each step once and leaves no
+// temporary file; the lock of the killed process does not block the next.
+TEST_P(KillNine, ThenResumeIsBitIdentical) {
+  const auto& p = GetParam();
   auto [rc, out] = run(tiny("whole"));
   ASSERT_EQ(rc, 0) << out;
-  struct Point {
-    std::string name, crash_at;
-    bool resume;
-  };
-  for (const Point& p : {Point{"after_step_3", "step:3", true}, Point{"in_checkpoint_write", "write:checkpoint.pt:2", true},
-                         Point{"in_cache_write", "write:summary-:1", false}}) {
-    SCOPED_TRACE(p.name);
-    std::tie(rc, out) = run(tiny(p.name), "DRIFTX_CRASH_AT=" + p.crash_at);
-    ASSERT_EQ(rc, 128 + SIGKILL) << out;
-    if (p.crash_at.rfind("write:", 0) == 0) EXPECT_FALSE(testing_support::temp_files_in(path(p.name)).empty());
-    std::tie(rc, out) = run(tiny(p.name, p.resume ? "--resume" : ""));
-    ASSERT_EQ(rc, 0) << out;
-    expect_same_generators(ckpt("whole"), ckpt(p.name));
-    EXPECT_EQ(logged_steps(p.name), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
-    EXPECT_TRUE(testing_support::temp_files_in(path(p.name)).empty());
-  }
+  std::tie(rc, out) = run(tiny("killed"), "DRIFTX_CRASH_AT=" + p.crash_at);
+  ASSERT_EQ(rc, 128 + SIGKILL) << out;
+  if (p.crash_at.rfind("write:", 0) == 0) EXPECT_FALSE(testing_support::temp_files_in(path("killed")).empty());
+  std::tie(rc, out) = run(tiny("killed", p.resume ? "--resume" : ""));
+  ASSERT_EQ(rc, 0) << out;
+  expect_same_generators(ckpt("whole"), ckpt("killed"));
+  EXPECT_EQ(logged_steps("killed"), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_TRUE(testing_support::temp_files_in(path("killed")).empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Moments, KillNine,
+                         ::testing::Values(KillPoint{"AfterStep3", "step:3", true},
+                                           KillPoint{"InTheSecondCheckpointWrite", "write:checkpoint.pt:2", true},
+                                           KillPoint{"InTheSummaryCacheWrite", "write:summary-:1", false}),
+                         [](const ::testing::TestParamInfo<KillPoint>& info) { return info.param.name; });
 
 // A disk that fills (here the file-size limit, which stops the checkpoint, the largest file) gives one
 // line and keeps the previous checkpoint; the run resumes from it once there is room.
