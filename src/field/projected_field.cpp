@@ -3,6 +3,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
 #include "driftx/error.h"
 #include "driftx/kernel.h"
@@ -135,11 +137,40 @@ double projected_feature_scale(const torch::Tensor& real, const torch::Tensor& l
   const int64_t M = landmarks.size(0), D = real.size(1), K = std::min<int64_t>(M, 256);
   auto idx = torch::linspace(0, static_cast<double>(M - 1), K, torch::kFloat64).round().to(torch::kLong);
   auto U = landmarks.index_select(0, idx).to(torch::kFloat32);
+  // The same bits whatever the thread count (S is in the summary cache's header: `launch --nproc 2` and
+  // a plain run must share the cache; 0.72606977063 vs ...223 before). A BLAS product splits its work,
+  // and so its rounding, by the thread count, and so do LibTorch's reductions. So: one product per fixed
+  // chunk, each single-threaded (the chunks shared out over threads, as ranks are), summed in float64
+  // in one fixed order.
+  const int64_t n = real.size(0), chunks = (n + chunk - 1) / chunk;
+  std::vector<double> sums(static_cast<size_t>(chunks), 0.0);
+  const int threads = at::get_num_threads();
+  const int64_t workers = std::min<int64_t>(threads, chunks);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  std::vector<std::thread> pool;
+  for (int64_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      try {
+        at::set_num_threads(1);
+        torch::NoGradGuard no_grad_here;  // grad mode is per thread
+        for (int64_t c = w; c < chunks; c += workers) {
+          auto y = real.narrow(0, c * chunk, std::min(chunk, n - c * chunk)).to(torch::kFloat32);
+          const auto d = euclidean_distances(y, U).to(torch::kFloat64).contiguous();
+          const double* p = d.data_ptr<double>();
+          double sum = 0;
+          for (int64_t i = 0, m = d.numel(); i < m; ++i) sum += p[i];
+          sums[static_cast<size_t>(c)] = sum;
+        }
+      } catch (...) {
+        errors[static_cast<size_t>(w)] = std::current_exception();
+      }
+    });
+  for (auto& t : pool) t.join();
+  at::set_num_threads(threads);  // the workers' setting is partly process-wide: restore the caller's
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   double total = 0;
-  for (int64_t start = 0; start < real.size(0); start += chunk) {
-    auto y = real.narrow(0, start, std::min(chunk, real.size(0) - start)).to(torch::kFloat32);
-    total += euclidean_distances(y, U).sum(torch::kFloat64).item<double>();
-  }
+  for (double sum : sums) total += sum;
   return total / (static_cast<double>(real.size(0)) * K) / std::sqrt(static_cast<double>(D));
 }
 

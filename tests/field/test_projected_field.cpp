@@ -5,8 +5,10 @@
 #include <cstdio>
 
 #include "driftx/error.h"
+#include "driftx/files.h"
 #include "driftx/kernel.h"
 #include "driftx/projected_field.h"
+#include "test_support.h"
 
 using namespace driftx;
 
@@ -261,6 +263,76 @@ TEST(ProjectedField, CacheRoundTripAndRejectsOtherConfiguration) {
   }
   EXPECT_THROW(loaded.load(path + ".missing", "given", fp), Error);
   std::remove(path.c_str());
+}
+
+// Issue 14, defect 3: the cache carries a checksum of its sums. A value overwritten inside an
+// otherwise valid archive (1e30, NaN, one changed bit: what a bad disk or a stray write leaves) is
+// refused as corrupted, and a flipped byte anywhere in the file is refused or changes nothing: a cache
+// never silently gives other summaries.
+TEST(ProjectedField, CorruptedCacheIsRefusedNeverUsed) {
+  auto d = make_data(200, 5, 2, 20, 8, 9);
+  ProjectedFieldConfig cfg;
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {2, 1}, std::nullopt, cfg);
+  const std::string path = testing::TempDir() + "/driftx_cache_corrupt.pt", bad = path + ".bad";
+  const auto fp = tensor_fingerprint(d.Y);
+  field.save(path, "given", fp);
+  const auto expected = field.compute(d.X, d.xlab).target;
+  ProjectedField loaded(d.U, d.ulab, {2, 1}, field.scale(), cfg);
+  for (const double value : {1e30, std::nan(""), -1.0}) {
+    torch::serialize::InputArchive in;
+    in.load_from(path);
+    torch::serialize::OutputArchive out;
+    torch::Tensor header;
+    in.read("header", header);
+    out.write("header", header);  // the header and its checksum as they were
+    for (size_t k = 0; k < cfg.temperatures.size(); ++k)
+      for (const char* name : {"ksum", "kysum", "counts"}) {
+        const auto key = "s0_t" + std::to_string(k) + "_" + name;
+        torch::Tensor t;
+        in.read(key, t);
+        t = t.clone();
+        if (k == 1 && std::string(name) == "kysum")  // -1: flip the sign bit of one entry
+          t.view(-1)[3] = value == -1.0 ? -t.view(-1)[3] : torch::scalar_tensor(value, t.options());
+        out.write(key, t);
+      }
+    out.save_to(bad);
+    testing_support::expect_error([&] { loaded.load(bad, "given", fp); }, {"is corrupted", bad});
+  }
+  const std::string bytes = read_file(path);
+  int refused = 0;
+  // ~150 positions spread over the file (every byte would take a minute: each load parses an archive).
+  for (size_t at = 0; at < bytes.size(); at += bytes.size() / 150 + 1) {
+    std::string flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x10);
+    write_file_atomic(bad, flipped);
+    try {
+      loaded.load(bad, "given", fp);
+    } catch (const Error&) {
+      ++refused;
+      continue;
+    }
+    ASSERT_TRUE(torch::equal(loaded.compute(d.X, d.xlab).target, expected)) << "byte " << at << " flipped, accepted";
+  }
+  EXPECT_GT(refused, 0);
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
+
+// Issue 14, defect 6: S is summed in one fixed order, so it is the same bit for bit whatever the thread
+// count; the summary cache's header holds it, so `driftx launch --nproc 2` (1 thread per rank) and a
+// plain run (2 threads) must agree or each rebuilds the other's cache (0.72606977063 vs ...223 before).
+TEST(ProjectedField, FeatureScaleIsTheSameForAnyThreadCount) {
+  torch::manual_seed(0);
+  const auto Y = torch::rand({20000, 49}), U = Y.narrow(0, 0, 300);
+  const int threads = at::get_num_threads();
+  std::vector<double> scales;
+  for (int n : {1, 2, 3}) {
+    at::set_num_threads(n);
+    scales.push_back(projected_feature_scale(Y, U));
+  }
+  at::set_num_threads(threads);
+  EXPECT_EQ(scales[0], scales[1]);
+  EXPECT_EQ(scales[0], scales[2]);
 }
 
 TEST(ProjectedField, AttractionOnTheDataMatchesExactWithAllSamplesAsLandmarks) {
