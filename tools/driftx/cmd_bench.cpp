@@ -3,6 +3,10 @@
 #include "bench_common.h"
 #include "commands.h"
 
+namespace driftx::bench {
+void add_bench_vs_python(CLI::App& bench);  // bench/bench_python.cpp
+}  // namespace driftx::bench
+
 namespace driftx::cli {
 
 void add_bench_command(CLI::App& app) {
@@ -12,6 +16,7 @@ void add_bench_command(CLI::App& app) {
   driftx::bench::add_bench_field(*bench);
   driftx::bench::add_bench_train_step(*bench);
   driftx::bench::add_bench_dist(*bench);
+  driftx::bench::add_bench_vs_python(*bench);
 }
 
 }  // namespace driftx::cli
