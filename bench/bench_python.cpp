@@ -145,6 +145,13 @@ void interleave(Row& row, int rounds, const std::function<std::vector<double>()>
   }
 }
 
+// "0.52 0.61 0.70" (1, 5, 15 minutes) from /proc/loadavg: how busy the machine was around the run.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  return (in >> a >> b >> c) ? a + " " + b + " " + c : std::string("unknown");
+}
+
 std::vector<std::array<int64_t, 3>> parse_triples(const std::string& text, const std::string& what) {
   std::vector<std::array<int64_t, 3>> out;
   if (text.empty()) return out;
@@ -362,10 +369,17 @@ void run(Args a) {
   while (!py_version.empty() && py_version.back() == '\n') py_version.pop_back();
   make_dirs(a.out);
   const auto machine = machine_info();
+  // libgomp's spin-waiting (OMP_WAIT_POLICY unset or active) makes every parallel region wait for a
+  // descheduled thread on a machine with more runnable processes than cores: record the policy and the
+  // load, which the Python side inherits and shares.
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  const std::string load_before = load_average();
   std::cout << "bench vs-python: " << header_line(machine) << "\n"
-            << fmt::format("python {} (torch), {} threads both sides; {} rounds alternating C++ and Python, each a "
-                           "warm-up of {} then {} timed calls ({} training steps); median of all timed calls\n",
-                           py_version, at::get_num_threads(), a.rounds, a.warmup, a.repeats, a.steps)
+            << fmt::format("python {} (torch), {} threads both sides, OMP_WAIT_POLICY={}; {} rounds alternating C++ "
+                           "and Python, each a warm-up of {} then {} timed calls ({} training steps); median of all "
+                           "timed calls\n",
+                           py_version, at::get_num_threads(), wait_policy ? wait_policy : "(unset)", a.rounds, a.warmup,
+                           a.repeats, a.steps)
             << std::flush;
   std::vector<Row> rows;
   for (const auto& t : standard) rows.push_back(bench_standard(a, temps, t[0], t[1], t[2]));
@@ -386,7 +400,8 @@ void run(Args a) {
                      {"max_rel_diff", r.max_rel_diff < 0 ? nlohmann::json() : nlohmann::json(r.max_rel_diff)},
                      {"diffs", r.diffs}});
   }
-  std::cout << "\n";
+  const std::string load_after = load_average();
+  std::cout << fmt::format("\nload average (1/5/15 min) at the start: {}; at the end: {}\n\n", load_before, load_after);
   table.print(std::cout);
   std::cout << "python / ours > 1: the C++ side is faster. max rel diff: largest |python - ours| over the largest "
                "|ours| of each output (drift, goal/target, loss; train step: images, per-group targets and loss of "
@@ -396,6 +411,8 @@ void run(Args a) {
     write_json(a.report, {{"rows", jrows},
                           {"machine", to_json(machine)},
                           {"python", py_version},
+                          {"omp_wait_policy", wait_policy ? wait_policy : ""},
+                          {"load_average", {{"start", load_before}, {"end", load_after}}},
                           {"config",
                            {{"rounds", a.rounds}, {"repeats", a.repeats}, {"steps", a.steps}, {"warmup", a.warmup},
                             {"temperatures", temps}, {"real", a.real}, {"seed", a.seed}}}});
