@@ -51,7 +51,7 @@ struct Args {
   int64_t width = 64, gen_per_class = 25, pos_per_class = 256, landmarks = 1000, real = 10000;
   int rounds = 3, repeats = 5, steps = 5, warmup = 1;
   uint64_t seed = 0;
-  bool no_train = false;
+  bool no_train = false, keep_files = false;
 };
 
 std::string quote(const std::string& s) {
@@ -219,6 +219,7 @@ Row bench_standard(const Args& a, const std::vector<double>& temps, int64_t N, i
         return run_python(a, fmt::format("standard --inputs {} --repeats {}{}", quote(dir), a.repeats,
                                          first ? " --check" : ""));
       });
+  if (!a.keep_files) fs::remove_all(dir);
   return row;
 }
 
@@ -264,6 +265,7 @@ Row bench_projected(const Args& a, const std::vector<double>& temps, int64_t B, 
         return run_python(a, fmt::format("projected --inputs {} --repeats {}{}", quote(dir), a.repeats,
                                          first ? " --check" : ""));
       });
+  if (!a.keep_files) fs::remove_all(dir);
   return row;
 }
 
@@ -342,6 +344,7 @@ Row bench_train(const Args& a, const std::string& method) {
   interleave(
       row, a.rounds, [&] { return time_call([&] { trainer.step(); }, a.steps, a.warmup).samples_ms; },
       [&](bool first) { return run_python(a, py_args + (first ? check : "")); });
+  if (!a.keep_files) fs::remove_all(base + "/summaries"), fs::remove_all(base + "/check");  // the cache stays
   return row;
 }
 
@@ -447,6 +450,7 @@ void add_bench_vs_python(CLI::App& bench) {
   cmd->add_option("--script", a.script, "The Python baseline (default: bench/python/driftx_bench.py beside the build)");
   cmd->add_option("--data-dir", a.data_dir, "Dataset root (default: the bundled data/)");
   cmd->add_option("--out", a.out, "Scratch directory for the exchanged .npy files")->capture_default_str();
+  cmd->add_flag("--keep-files", a.keep_files, "Keep each case's .npy inputs and C++ outputs (for running bench/python by hand)");
   cmd->add_option("--report", a.report, "Output: JSON rows (all samples) + machine");
   cmd->callback([] { run(a); });
 }
