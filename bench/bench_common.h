@@ -97,5 +97,6 @@ void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
 void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
 void add_bench_dist(CLI::App& bench);        // bench/bench_dist.cpp
 void add_bench_cost_model(CLI::App& bench);  // bench/bench_cost_model.cpp
+void add_bench_vs_python(CLI::App& bench);   // bench/bench_python.cpp
 
 }  // namespace driftx::bench

@@ -13,6 +13,7 @@ void add_bench_command(CLI::App& app) {
   driftx::bench::add_bench_train_step(*bench);
   driftx::bench::add_bench_dist(*bench);
   driftx::bench::add_bench_cost_model(*bench);
+  driftx::bench::add_bench_vs_python(*bench);
 }
 
 }  // namespace driftx::cli
