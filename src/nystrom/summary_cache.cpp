@@ -52,19 +52,31 @@ void ProjectedField::save(const std::string& path, const std::string& landmark_s
     }
   std::ostringstream bytes;
   archive.save_to(bytes);
-  write_file_atomic(path, bytes.str());
+  write_file_with_crc(path, bytes.str());
 }
 
 void ProjectedField::load(const std::string& path, const std::string& landmark_strategy,
                           const std::string& data_fingerprint) {
+  // The CRC footer first (a damaged archive made LibTorch allocate gigabytes); then LibTorch reports a
+  // bad archive with c10::Error or, for damaged TorchScript code inside it, torch::jit::ErrorReport (a
+  // std::exception): both become one driftx::Error, which the trainer answers by rebuilding the
+  // summaries (both found by fuzz/fuzz_summary_cache).
+  std::istringstream bytes(read_file_with_crc(path, "summary cache"));
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
-  } catch (const c10::Error&) {
+    archive.load_from(bytes);
+  } catch (const std::exception&) {
     fail("summary cache '{}' is missing or not a driftx summary cache: delete it to rebuild", path);
   }
+  auto try_read = [&](const std::string& key, torch::Tensor& out) {
+    try {
+      return archive.try_read(key, out);
+    } catch (const std::exception&) {
+      fail("summary cache '{}' is corrupt (cannot read {}): delete it to rebuild", path, key);
+    }
+  };
   torch::Tensor raw;
-  DRIFTX_CHECK(archive.try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
+  DRIFTX_CHECK(try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
   nlohmann::json got;
   try {
     got = nlohmann::json::parse(tensor_to_bytes(raw));
@@ -80,10 +92,14 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
     for (size_t t = 0; t < summaries_[k].size(); ++t) {
       const auto key = fmt::format("s{}_t{}_", k, t);
       DataSummary s;
-      DRIFTX_CHECK(archive.try_read(key + "ksum", s.ksum) && archive.try_read(key + "kysum", s.kysum) &&
-                       archive.try_read(key + "counts", s.counts),
+      DRIFTX_CHECK(try_read(key + "ksum", s.ksum) && try_read(key + "kysum", s.kysum) && try_read(key + "counts", s.counts),
                    "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
-      DRIFTX_CHECK(s.kysum.sizes() == summaries_[k][t].kysum.sizes(), "summary cache '{}' has wrong shapes", path);
+      const DataSummary& want_s = summaries_[k][t];
+      auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+        return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type();
+      };
+      DRIFTX_CHECK(same(s.ksum, want_s.ksum) && same(s.kysum, want_s.kysum) && same(s.counts, want_s.counts),
+                   "summary cache '{}' has wrong shapes or types: delete it to rebuild", path);
       summaries_[k][t] = s;
     }
   folded_ = false;
