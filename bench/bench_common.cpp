@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -15,6 +16,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 #if __has_include(<torch/version.h>)
 #include <torch/version.h>
@@ -168,6 +170,51 @@ std::string header_line(const MachineInfo& m) {
   }
   return fmt::format("threads={} (of {} hardware)  BLAS={}  LibTorch {}  CPU: {}", m.threads, m.hardware_threads,
                      blas, m.torch_version, m.cpu);
+}
+
+std::string device_name(const std::string& device) {
+  const torch::Device d(device);
+  if (!d.is_cuda()) return "CPU: " + machine_info().cpu;
+  // LibTorch's C++ API has no device-name query without the CUDA headers; nvidia-smi names the card.
+  std::string name;
+  if (FILE* p = popen(fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null",
+                                  d.has_index() ? d.index() : 0).c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) name += buf;
+    pclose(p);
+  }
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return fmt::format("{} ({})", device, name.empty() ? "unnamed GPU" : name);
+}
+
+TrainConfig step_config(const StepShape& s) {
+  TrainConfig c;
+  c.method = s.method;
+  c.features = s.features;
+  c.width = s.width;
+  c.gen_per_class = s.gen_per_class;
+  c.pos_per_class = s.pos_per_class;
+  c.landmarks = s.landmarks;
+  c.out_dir = s.out + "/" + s.method;
+  c.device = s.device;
+  c.data_dir = s.data_dir;
+  c.sample_every = c.checkpoint_every = 0;
+  return c;
+}
+
+std::pair<StepStats, double> timed_step(Trainer& trainer, const std::string& device) {
+  const bool cuda = torch::Device(device).is_cuda();
+  if (cuda) torch::cuda::synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto stats = trainer.step();
+  if (cuda) torch::cuda::synchronize();
+  return {stats, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+double median(std::vector<double> v) {
+  DRIFTX_CHECK(!v.empty(), "median of no values");
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 MarkdownTable::MarkdownTable(std::vector<std::string> headers) : headers_(std::move(headers)) {}

@@ -26,6 +26,7 @@
 
 #include "driftx/parse.h"
 #include "driftx/timing.h"
+#include "driftx/train.h"
 
 namespace driftx::bench {
 
@@ -54,7 +55,9 @@ struct MachineInfo {
 };
 MachineInfo machine_info();
 nlohmann::json to_json(const MachineInfo& m);
-std::string header_line(const MachineInfo& m);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
+std::string header_line(const MachineInfo& m);
+// "CPU: <model>" or "cuda:0 (NVIDIA H200)": what a device string names, for benchmark headers.
+std::string device_name(const std::string& device);  // "threads=2  BLAS=open  LibTorch 1.13.0  CPU ..."
 
 using driftx::parse_int_list;  // "256,1024" -> {256, 1024} (driftx/parse.h)
 
@@ -74,10 +77,25 @@ class MarkdownTable {
 // Number formatting for tables: fixed with `decimals` digits.
 std::string fixed(double v, int decimals);
 
+// ---- training steps (train-step, cost-model) ----------------------------------------------------
+// The shape of a timed training run: class-conditional MNIST, 10 classes per step.
+struct StepShape {
+  std::string method = "driftxpress", features = "pixels,pool2,pool4", out = "runs/bench-train-step", device = "cpu",
+              data_dir;
+  int64_t width = 64, gen_per_class = 25, pos_per_class = 64, landmarks = 1000;
+};
+// A TrainConfig for timing steps (no sample grids, no checkpoints; out_dir = out/method).
+TrainConfig step_config(const StepShape& s);
+// Runs one step and returns it with its wall-clock in ms, the device synchronised before and after
+// (on a GPU a step returns with the optimiser's and the EMA's kernels still queued).
+std::pair<StepStats, double> timed_step(Trainer& trainer, const std::string& device);
+double median(std::vector<double> v);
+
 // ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
 void add_bench_field_standard(CLI::App& bench);
 void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
 void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
 void add_bench_dist(CLI::App& bench);        // bench/bench_dist.cpp
+void add_bench_cost_model(CLI::App& bench);  // bench/bench_cost_model.cpp
 
 }  // namespace driftx::bench

@@ -15,24 +15,18 @@ namespace driftx::bench {
 namespace {
 
 struct DistArgs {
-  std::string nproc = "1,2", method = "driftxpress", features = "pixels,pool2,pool4", out = "runs/bench-dist", report;
-  int64_t width = 64, steps = 20, classes_per_step = 10, gen_per_class = 25, pos_per_class = 64, landmarks = 1000;
+  StepShape shape;  // method, features, width, batch layout, landmarks (bench_common.h)
+  std::string nproc = "1,2", out = "runs/bench-dist", report;
+  int64_t steps = 20, classes_per_step = 10;
   double timeout_s = 120;
   std::string worker_result;  // internal: run as one rank and write the figures here (rank 0)
 };
 
 TrainConfig config_for(const DistArgs& a, const std::string& dir) {
-  TrainConfig c;
-  c.method = a.method;
-  c.features = a.features;
-  c.width = a.width;
+  TrainConfig c = step_config(a.shape);
   c.classes_per_step = a.classes_per_step;
-  c.gen_per_class = a.gen_per_class;
-  c.pos_per_class = a.pos_per_class;
-  c.landmarks = a.landmarks;
   c.out_dir = dir + "/run";
   c.cache_dir = dir + "/cache";
-  c.sample_every = c.checkpoint_every = 0;
   return c;
 }
 
@@ -65,24 +59,24 @@ void run(const DistArgs& a) {
     const std::string result = dir + "/result.json";
     std::filesystem::remove(result);
     std::vector<std::string> args{current_executable(), "bench", "dist", "--worker-result", result,
-                                  "--method", a.method, "--features", a.features,
-                                  "--width", std::to_string(a.width), "--steps", std::to_string(a.steps),
+                                  "--method", a.shape.method, "--features", a.shape.features,
+                                  "--width", std::to_string(a.shape.width), "--steps", std::to_string(a.steps),
                                   "--classes-per-step", std::to_string(a.classes_per_step),
-                                  "--gen-per-class", std::to_string(a.gen_per_class),
-                                  "--pos-per-class", std::to_string(a.pos_per_class),
-                                  "--landmarks", std::to_string(a.landmarks), "--timeout", fmt::format("{}", a.timeout_s)};
+                                  "--gen-per-class", std::to_string(a.shape.gen_per_class),
+                                  "--pos-per-class", std::to_string(a.shape.pos_per_class),
+                                  "--landmarks", std::to_string(a.shape.landmarks), "--timeout", fmt::format("{}", a.timeout_s)};
     LaunchConfig lc;
     lc.nproc = static_cast<int>(n);
     launch_local(lc, args);
     results.push_back(read_json(result));
   }
-  const int64_t batch = a.classes_per_step * a.gen_per_class;
+  const int64_t batch = a.classes_per_step * a.shape.gen_per_class;
   std::cout << "\n" << header_line(machine) << "\n";
   std::cout << fmt::format("bench dist: {} on MNIST, class-conditional, batch {} classes x {}, features {}, width {}, {}; "
                            "median of {} steps after 2 warm-up; threads per rank = cores / ranks\n\n",
-                           a.method, a.classes_per_step, a.gen_per_class, a.features, a.width,
-                           a.method == "standard" ? fmt::format("{} positives/class", a.pos_per_class)
-                                                  : fmt::format("{} landmarks/group", a.landmarks),
+                           a.shape.method, a.classes_per_step, a.shape.gen_per_class, a.shape.features, a.shape.width,
+                           a.shape.method == "standard" ? fmt::format("{} positives/class", a.shape.pos_per_class)
+                                                  : fmt::format("{} landmarks/group", a.shape.landmarks),
                            a.steps);
   MarkdownTable table({"ranks", "threads/rank", "backend", "precompute s", "summaries s", "summaries speedup",
                        "ms/step", "images/s", "step speedup"});
@@ -109,14 +103,14 @@ void add_bench_dist(CLI::App& bench) {
   static DistArgs a;
   auto* cmd = bench.add_subcommand("dist", "Precompute and training throughput on 1, 2, ... local ranks (driftx launch)");
   cmd->add_option("--nproc", a.nproc, "Rank counts, one job each")->capture_default_str();
-  cmd->add_option("--method", a.method, "driftxpress or standard")->capture_default_str();
-  cmd->add_option("--features", a.features, "Feature groups")->capture_default_str();
-  cmd->add_option("--width", a.width, "Generator width")->capture_default_str();
+  cmd->add_option("--method", a.shape.method, "driftxpress or standard")->capture_default_str();
+  cmd->add_option("--features", a.shape.features, "Feature groups")->capture_default_str();
+  cmd->add_option("--width", a.shape.width, "Generator width")->capture_default_str();
   cmd->add_option("--steps", a.steps, "Timed steps per job")->capture_default_str();
   cmd->add_option("--classes-per-step", a.classes_per_step, "Classes per step (divisible by every rank count)")->capture_default_str();
-  cmd->add_option("--gen-per-class", a.gen_per_class, "Generated samples per class")->capture_default_str();
-  cmd->add_option("--pos-per-class", a.pos_per_class, "Standard: positives per class")->capture_default_str();
-  cmd->add_option("--landmarks", a.landmarks, "DriftXpress: landmarks per group")->capture_default_str();
+  cmd->add_option("--gen-per-class", a.shape.gen_per_class, "Generated samples per class")->capture_default_str();
+  cmd->add_option("--pos-per-class", a.shape.pos_per_class, "Standard: positives per class")->capture_default_str();
+  cmd->add_option("--landmarks", a.shape.landmarks, "DriftXpress: landmarks per group")->capture_default_str();
   cmd->add_option("--timeout", a.timeout_s, "Distributed timeout, seconds")->capture_default_str();
   cmd->add_option("--out", a.out, "Scratch directory (runs and summary caches per rank count)")->capture_default_str();
   cmd->add_option("--report", a.report, "Output: JSON rows + machine");

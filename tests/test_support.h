@@ -2,13 +2,17 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "driftx/error.h"
+#include "driftx/files.h"
 
 namespace driftx::testing_support {
 
@@ -23,6 +27,20 @@ void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "message is not one line: " << msg;
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
+}
+
+// Files under `dir` (recursively) whose name marks an unfinished atomic write ("<name>.tmp.<pid>.<n>")
+// or an old-style "<name>.tmp": after any failure, kill or interrupt there must be none.
+inline std::vector<std::string> temp_files_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find(".tmp.") != std::string::npos || (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0))
+      out.push_back(it->path().string());
+  }
+  return out;
 }
 
 // A fresh directory per test (unique per test name and process), removed afterwards.
@@ -41,5 +59,52 @@ class TempDirTest : public ::testing::Test {
 
   std::filesystem::path dir_;
 };
+
+#ifdef DRIFTX_BINARY
+// Runs the driftx binary as a real process, in a fresh directory per test.
+class CliTest : public TempDirTest {
+ protected:
+  // Runs `driftx <args>` through the shell ({dir}: this test's directory; `prefix` goes before the
+  // binary, e.g. "DRIFTX_CRASH_AT=step:3" or "ulimit -f 64;"). Returns the exit status as a shell
+  // reports it (128 + signal when killed) and stdout + stderr.
+  std::pair<int, std::string> run(std::string args, const std::string& prefix = "") {
+    for (size_t at; (at = args.find("{dir}")) != std::string::npos;) args.replace(at, 5, dir_.string());
+    const std::string out = path("out.txt");
+    const int rc = std::system((prefix + " " + std::string(DRIFTX_BINARY) + " " + args + " > " + out + " 2>&1").c_str());
+    return {WIFSIGNALED(rc) ? 128 + WTERMSIG(rc) : WEXITSTATUS(rc), read_file(out)};
+  }
+
+  // Starts `driftx <args...>` without a shell (stdout + stderr to `log`); returns its pid.
+  pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> argv{const_cast<char*>(DRIFTX_BINARY)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(DRIFTX_BINARY, argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+
+  // Exit status of a spawned process, as a shell reports it.
+  static int wait_exit(pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+};
+#endif
+
+// Lines of `text` that start with "error:" (each failure must be exactly one).
+inline int error_lines(const std::string& text) {
+  int n = 0;
+  for (size_t at = 0; (at = text.find("error:", at)) != std::string::npos; ++at)
+    if (at == 0 || text[at - 1] == '\n') ++n;
+  return n;
+}
 
 }  // namespace driftx::testing_support

@@ -26,6 +26,9 @@ struct CompareConfig {
   double search_budget_s = 0;     // > 0: per-method search, each candidate trained this long
   std::string out_dir = "runs/compare";
   uint64_t seed = 0;
+  // Training seeds per method: seed, seed + 1, ..., seed + seeds - 1 (the search, the evaluation subset
+  // and the sample grids use `seed`); the report shows mean +- std over them.
+  int64_t seeds = 1;
   // Data-parallel ranks per training run, as threads of this process (on_local_threads), sharing the
   // intra-op threads; 0: local_ranks_for(classes per step, threads) - one rank per core on a CPU machine,
   // the fastest way to use it. Every method gets the same ranks, so the comparison stays equal.
@@ -62,6 +65,7 @@ struct MethodRun {
   std::vector<CurvePoint> curve;
   double precompute_s = 0, images_per_s = 0;
   int64_t steps = 0;
+  uint64_t seed = 0;  // the training seed
 };
 
 struct SearchTrial {
@@ -98,6 +102,15 @@ struct CompareResult {
 // Runs the search (if asked) and the comparison; writes under out_dir: compare.json (configuration and
 // every number), report.md, fid_vs_time.png, samples_<method>.png and samples_side_by_side.png.
 CompareResult run_comparison(const CompareConfig& config);
+
+// One method over its seeds: the mean curve (FID, accuracy, time, steps averaged point by point over
+// the runs' common length), with the sample standard deviation of FID per point (0 for one seed).
+struct MethodSummary {
+  MethodRun mean;
+  std::vector<double> fid_std;
+  std::vector<double> final_fids;  // per seed, in run order
+};
+std::vector<MethodSummary> summarize_runs(const std::vector<std::string>& methods, const std::vector<MethodRun>& runs);
 
 // report.md from a result (also used by tests on synthetic curves).
 std::string comparison_report(const CompareConfig& config, const CompareResult& result);

@@ -1,15 +1,21 @@
-// Writing outputs safely: every file goes to a temporary name first and is renamed into place, so a
-// crash never leaves a half-written result or checkpoint behind.
+// Writing outputs safely: every file goes to a temporary in the same directory first, is synced and
+// renamed into place, so a crash, a kill or a full disk never leaves a half-written result or
+// checkpoint behind and never damages the previous version of the file.
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace driftx {
 
+// <path>.tmp.<pid>.<n> -> fsync -> rename -> fsync of the directory. On any failure the temporary is
+// removed and the error (one line) names the path and the system's reason; `path` is untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);  // concatenated
 void write_json(const std::string& path, const nlohmann::json& value);  // pretty-printed, atomic
 nlohmann::json read_json(const std::string& path);
 std::string read_file(const std::string& path);  // whole file; error names the path
@@ -20,6 +26,23 @@ void make_dirs(const std::string& path);         // mkdir -p; error names the pa
 // the bytes before it; a truncated or corrupted file is a driftx::Error naming `what` and the path.
 void write_file_with_crc(const std::string& path, const std::string& bytes);
 std::string read_file_with_crc(const std::string& path, const std::string& what);
+
+// Removes the temporaries of atomic writes in `dir` whose process is gone (killed mid-write).
+void remove_stale_temp_files(const std::string& dir);
+
+// An exclusive flock on <dir>/.lock for the object's lifetime. The kernel releases it when the process
+// dies, so a killed run never blocks the next; a second holder (another process, or another object in
+// this one) is refused in one line naming `what` and the holder's pid.
+class DirectoryLock {
+ public:
+  DirectoryLock(const std::string& dir, const std::string& what);
+  ~DirectoryLock();
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Text stored inside LibTorch archives (headers, configurations) as a uint8 tensor, and back.
 torch::Tensor bytes_to_tensor(const std::string& bytes);

@@ -15,6 +15,7 @@ namespace driftx {
 struct PlotSeries {
   std::string name;
   std::vector<double> x, y;  // same length; non-finite points are skipped
+  std::vector<double> y_lo, y_hi;  // optional error bars (e.g. mean -+ std over seeds): empty, or as long as y
 };
 
 struct LinePlot {

@@ -40,12 +40,20 @@ class NystromMap {
 enum class Repulsion { Exact, Projected };
 Repulsion parse_repulsion(const std::string& name);  // "exact" | "projected"
 
+// How class-conditional queries meet their class's summaries and repel within their class. Loop: one
+// product per class present. Batched: when the queries form equal, contiguous blocks of distinct classes
+// (the trainer's class-major batches), one batched product over all blocks; other layouts loop. Auto:
+// Batched off the CPU, where kernel launches and syncs dominate a step (3x fewer on a GPU); Loop on the
+// CPU, where the per-class products are as fast and the figures in BENCHMARKS.md were measured.
+enum class ClassBatching { Auto, Loop, Batched };
+
 struct ProjectedFieldConfig {
   std::vector<double> temperatures{0.02, 0.05, 0.2};
   double ridge = 1e-4;
   double eps = 1e-8;
   Repulsion repulsion = Repulsion::Exact;
   int64_t chunk = 4096;  // real samples per streamed chunk when summarising
+  ClassBatching class_batching = ClassBatching::Auto;
 };
 
 // Feature scale S (SPEC §3): mean distance between the real features (|Y| x D) and up to 256 of the
@@ -165,7 +173,11 @@ class ProjectedField {
   // The guidance term for `repulsions`: per temperature, mass_i / |Y| times the all-data Nystrom sums
   // sum_y k(x_i, y) y and sum_y k(x_i, y); a query whose estimated sum is <= 0 gets no extra mass.
   ExtraNegatives guidance_negatives(const KernelSums& all_data, const torch::Tensor& mass) const;
-  void fold() const;  // lazily: Amap-folded summaries for the query-time products
+  // Lazily, on the queries' device (SPEC §3 folded form): Amap-folded summaries, the scaled landmarks and
+  // float32 Amap copies for the query-time products. Built in float64 on the CPU, then moved once: a
+  // field queried with CUDA tensors keeps everything it reads per step on that device.
+  void fold(const torch::Device& device) const;
+  bool batch_classes(const torch::Tensor& x) const;  // class_batching resolved for queries on x's device
 
   ProjectedFieldConfig config_;
   ShardLayout layout_;
@@ -175,9 +187,11 @@ class ProjectedField {
   std::vector<std::vector<NystromMap>> maps_;                 // [shard][temperature]
   std::vector<std::vector<DataSummary>> summaries_;           // [shard][temperature]
   mutable bool folded_ = false;
+  mutable torch::Device fold_device_{torch::kCPU};
   // [shard][temperature]: folded numerator (C+1) x M_k x D and denominator (C+1) x M_k, float32;
-  // row C holds the unconditional sums.
-  mutable std::vector<std::vector<torch::Tensor>> fold_num_, fold_den_;
+  // row C holds the unconditional sums. On fold_device_, with the landmarks and Amap copies below.
+  mutable std::vector<std::vector<torch::Tensor>> fold_num_, fold_den_, query_amap_;
+  mutable std::vector<torch::Tensor> query_landmarks_;  // per shard: M_k x D scaled, float32
 };
 
 // Builds a projected field over a whole real set in one call: checks M <= |Y|, that every class
@@ -200,9 +214,11 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
 // Each row is shifted by its smallest distance to the other samples of its group, so the largest
 // kernel value is 1 and the eps clamp never meets underflow. extra (optional) adds kernel mass of
 // outside negatives to each query's numerator and denominator, brought to a common shift first.
+// batched: use one batched product when the labels (on the CPU) form equal contiguous blocks of
+// distinct classes (ClassBatching); the same sums, in another order.
 std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
                                             const std::vector<double>& tau_effs, double eps = 1e-8,
-                                            const ExtraNegatives* extra = nullptr);
+                                            const ExtraNegatives* extra = nullptr, bool batched = false);
 
 // A fingerprint of a tensor's shape and bytes (CRC-32 based, hex), for cache headers.
 std::string tensor_fingerprint(const torch::Tensor& t);

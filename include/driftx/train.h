@@ -13,6 +13,7 @@
 
 #include "driftx/data.h"
 #include "driftx/distributed.h"
+#include "driftx/files.h"
 #include "driftx/generator.h"
 #include "driftx/projected_field.h"
 #include "driftx/standard_field.h"
@@ -65,7 +66,10 @@ struct TrainConfig {
   std::string device = "cpu";
 
   nlohmann::json to_json() const;
+  // Unknown keys are refused by name ("ranks", a record in config.json, is ignored).
   static TrainConfig from_json(const nlohmann::json& j);
+  // The keys that decide what is learned: a resumed run must keep them (the rest is run control).
+  static const std::vector<std::string>& learned_keys();
   void validate() const;  // throws driftx::Error naming the bad field
 };
 
@@ -79,12 +83,21 @@ std::vector<double> default_temperatures(const std::string& method);
 double default_learning_rate(const std::string& method);
 
 // One logged step.
+// Wall-clock split of one step, seconds (the cost model in BENCHMARKS.md): the generator's forward; the
+// feature maps of the generated images; the standard method's positives (and guidance negatives) drawn
+// and encoded; the fields; the backward pass (generator and feature maps); gradient averaging, clipping,
+// the optimiser and the EMA. On a GPU the split is exact only with Trainer::set_phase_sync(true).
+struct StepPhases {
+  double generator = 0, features = 0, positives = 0, fields = 0, backward = 0, optimizer = 0;
+};
+
 struct StepStats {
   int64_t step = 0;
   double loss = 0;
   std::vector<double> group_loss;
   double clamped_fraction = 0;
   double step_seconds = 0;
+  StepPhases phases;
 };
 
 class Trainer {
@@ -95,6 +108,8 @@ class Trainer {
   // on its share of the classes (classes_per_step / world size each); summaries are built from a
   // share of the data each and all-reduced; gradients are averaged before clipping; only rank 0
   // writes (config, log, samples, checkpoints, summary cache). Every rank reads the checkpoint.
+  // Rank 0 holds <out_dir>/.lock while the trainer lives: a second trainer on the same directory, in
+  // this process or another, is refused before anything is loaded.
   Trainer(TrainConfig config, bool resume = false, std::shared_ptr<Communicator> comm = nullptr);
   ~Trainer();
 
@@ -108,6 +123,8 @@ class Trainer {
   // alpha: B guidance scales (one per row, constant within a class group), only with guidance.
   StepStats step();
   StepStats step_on(const torch::Tensor& z, const torch::Tensor& labels, const torch::Tensor& alpha = {});
+  // Synchronise the device at each phase boundary of a step (StepPhases), for timing on a GPU.
+  void set_phase_sync(bool on) { phase_sync_ = on; }
 
   // The drifting loss of the current generator on a given batch (no update), and the per-group
   // targets, for tests: returns (loss, targets).
@@ -145,13 +162,20 @@ class Trainer {
   void load_checkpoint(const std::string& path);
   void write_samples(const std::string& path, Generator& g);
   void update_ema();
+  // Runs `write` on rank 0 only (the files are rank 0's), and every rank learns whether it failed: a
+  // full disk or a busy directory stops all ranks at once, instead of the others waiting for rank 0 in
+  // the next collective until --dist-timeout.
+  void on_main_agreed(const std::function<void()>& write);
   torch::Tensor share_rows(const torch::Tensor& batch) const;  // this rank's rows of a batch tensor
   void average_gradients(StepStats& stats);                    // all-reduce: gradients and logged numbers
 
   TrainConfig config_;
+  std::unique_ptr<DirectoryLock> lock_;  // rank 0: <out_dir>/.lock for the trainer's lifetime
   std::shared_ptr<Communicator> comm_;
   torch::Device device_;
   Dataset data_;
+  bool phase_sync_ = false;
+  torch::Tensor real_images_;  // data_.images on the training device (the same tensor on the CPU): positives
   Generator generator_{nullptr}, ema_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<std::unique_ptr<Group>> groups_;
@@ -166,6 +190,9 @@ class Trainer {
 // a truncated or corrupted file is a driftx::Error naming the path.
 void write_checkpoint_bytes(const std::string& path, const std::string& archive_bytes);
 std::string read_checkpoint_bytes(const std::string& path);
+
+// The training configuration stored in a checkpoint.
+TrainConfig checkpoint_config(const std::string& checkpoint_path);
 
 // Loads the (EMA or raw) generator of a checkpoint, with its configuration.
 Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config = nullptr);

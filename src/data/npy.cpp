@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "driftx/error.h"
+#include "driftx/files.h"
 
 // Payload bytes are copied verbatim; only '<' (little-endian) dtypes are supported.
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -266,27 +267,8 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   const uint64_t hlen = header.size();
   for (size_t i = 0; i < prefix_len - 8; ++i) prefix.push_back(static_cast<char>((hlen >> (8 * i)) & 0xff));
 
-  // Write-then-rename so readers never see a half-written file.
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    DRIFTX_CHECK(out, "{}: cannot open '{}' for writing: {} (does the directory exist and is it writable?)", path,
-                 tmp, std::strerror(errno));
-    out.write(prefix.data(), static_cast<std::streamsize>(prefix.size()));
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    const size_t nbytes = static_cast<size_t>(t.numel()) * info->itemsize;
-    if (nbytes > 0) out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(nbytes));
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      fail("{}: write failed (disk full?)", path);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    fail("{}: cannot rename '{}' into place: {}", path, tmp, why);
-  }
+  const size_t nbytes = static_cast<size_t>(t.numel()) * info->itemsize;
+  write_file_atomic(path, {prefix, header, std::string_view(static_cast<const char*>(t.data_ptr()), nbytes)});
 }
 
 void require_finite(const torch::Tensor& t, const std::string& what) {

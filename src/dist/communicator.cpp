@@ -8,11 +8,20 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifndef USE_C10D_GLOO
-#error "driftx needs LibTorch's Gloo process group: build with USE_C10D_GLOO (CMakeLists.txt does when gloo headers are found)"
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #endif
+// DRIFTX_GLOO (with USE_C10D_GLOO, which the header needs): set by CMakeLists.txt unless configured
+// with -DDRIFTX_WITH_GLOO=OFF (a build against a LibTorch whose Gloo headers are not at hand, e.g. pip's
+// on a GPU machine, whose CMake config defines USE_C10D_GLOO regardless); such a build trains on one
+// process (ranks as threads included) and refuses multi-process runs in connect().
+#ifdef DRIFTX_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#ifdef USE_C10D_NCCL
+#endif
+#ifdef DRIFTX_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -50,9 +59,11 @@ std::string first_line(const std::exception& e) {
   return nl == std::string::npos ? msg : msg.substr(0, nl);
 }
 
+#ifdef DRIFTX_GLOO
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
+#endif
 
 }  // namespace
 
@@ -117,6 +128,11 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
   } catch (const std::exception& e) {
     rendezvous_failed("store", e);
   }
+#ifndef DRIFTX_GLOO
+  fail("rank {} of {}: this driftx was built without Gloo (-DDRIFTX_WITH_GLOO=OFF), so it cannot train over "
+       "several processes; rebuild with libgloo-dev installed, or use --ranks (threads of one process)",
+       env.rank, env.world_size);
+#else
   try {
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     // Local jobs talk over loopback; otherwise Gloo's choice (the hostname's address), or the
@@ -128,7 +144,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
     auto store = c10::make_intrusive<c10d::PrefixStore>("gloo", comm->impl_->store);
     comm->impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
-#ifdef USE_C10D_NCCL
+#ifdef DRIFTX_NCCL
     if (device.is_cuda()) {
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : env.local_rank));
       auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
@@ -140,6 +156,7 @@ std::shared_ptr<Communicator> Communicator::connect(const DistEnv& env, std::chr
   } catch (const std::exception& e) {
     rendezvous_failed("process group", e);
   }
+#endif
   // Everyone is connected before anyone starts work: failures to connect surface here, not mid-run.
   comm->barrier();
   return comm;

@@ -19,6 +19,7 @@
 
 #include "driftx/distributed.h"
 #include "driftx/error.h"
+#include "driftx/interrupt.h"
 
 namespace driftx {
 
@@ -157,7 +158,7 @@ void launch_local(const LaunchConfig& config, const std::vector<std::string>& ar
     std::cout << fmt::format("launch: rank {} pid {}", k, pid) << std::endl;
   }
 
-  int first_failed = -1, first_status = 0;
+  int first_failed = -1, first_status = 0, interrupted_by = 0;
   using Clock = std::chrono::steady_clock;
   Clock::time_point kill_at{};
   bool stopping = false;
@@ -173,7 +174,7 @@ void launch_local(const LaunchConfig& config, const std::vector<std::string>& ar
     if (const int sig = g_forward_signal.exchange(0)) {
       for (auto& r : ranks)
         if (r.running) ::kill(r.pid, SIGTERM);
-      (void)sig;
+      if (!interrupted_by) interrupted_by = sig;
     }
     std::vector<pollfd> pfds{{g_child_pipe[0], POLLIN, 0}};
     std::vector<std::pair<int, int>> owner{{-1, -1}};  // (rank, stream)
@@ -227,6 +228,10 @@ void launch_local(const LaunchConfig& config, const std::vector<std::string>& ar
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGCHLD, &old_chld, nullptr);
   for (int& fd : g_child_pipe) ::close(fd), fd = -1;
+  // Stopped by the user: the ranks' own exits (130 / 143 after a checkpoint) are not failures.
+  if (interrupted_by)
+    throw Interrupted(interrupted_by, fmt::format("interrupted by {}: every rank was stopped (a training run saved its "
+                                                  "checkpoint: continue with --resume)", signal_name(interrupted_by)));
   if (first_failed >= 0)
     fail("rank {} {}; the other {} rank(s) were stopped", first_failed, describe(first_status), config.nproc - 1);
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 
 #include "driftx/data.h"
 #include "driftx/distributed.h"
@@ -53,7 +54,7 @@ nlohmann::json CompareConfig::to_json() const {
   for (const auto& [m, j] : overrides) ov[m] = j;
   return {{"dataset", dataset}, {"data_dir", data_dir}, {"methods", methods}, {"time_budget_s", time_budget_s},
           {"eval_every_s", eval_every_s}, {"n_eval", n_eval}, {"search_budget_s", search_budget_s},
-          {"out_dir", out_dir}, {"seed", seed}, {"ranks", ranks}, {"search_min_accuracy", search_min_accuracy},
+          {"out_dir", out_dir}, {"seed", seed}, {"seeds", seeds}, {"ranks", ranks}, {"search_min_accuracy", search_min_accuracy},
           {"overrides", ov}, {"base", base.to_json()}};
 }
 
@@ -67,6 +68,7 @@ void CompareConfig::validate() const {
   DRIFTX_CHECK(n_eval >= 10, "compare: --n-eval must be >= 10");
   DRIFTX_CHECK(search_budget_s >= 0, "compare: --search-budget must be >= 0");
   DRIFTX_CHECK(ranks >= 0, "compare: --ranks must be >= 0 (0: one per core)");
+  DRIFTX_CHECK(seeds >= 1 && seeds <= 100, "compare: --seeds must be in [1, 100], got {}", seeds);
   DRIFTX_CHECK(search_min_accuracy >= 0 && search_min_accuracy <= 1, "compare: --search-min-accuracy must be in [0, 1]");
   for (const auto& [m, j] : overrides) {
     DRIFTX_CHECK(std::find(methods.begin(), methods.end(), m) != methods.end(),
@@ -148,12 +150,12 @@ namespace {
 // Trains one method from scratch under `budget` seconds, scoring the EMA generator at every multiple of
 // `every` (and at the deadline). Summaries are rebuilt inside the clock (fresh cache directory).
 MethodRun train_and_score(const CompareConfig& cc, const std::string& method, const nlohmann::json& overrides,
-                          double budget, double every, const std::string& dir, FidScorer& scorer,
+                          uint64_t seed, double budget, double every, const std::string& dir, FidScorer& scorer,
                           const std::function<void(const MethodRun&)>& on_point) {
   TrainConfig tc = with_overrides(cc.base, method, overrides);
   tc.dataset = cc.dataset;
   tc.data_dir = cc.data_dir;
-  tc.seed = cc.seed;
+  tc.seed = seed;
   tc.out_dir = dir;
   tc.cache_dir = dir + "/cache";
   tc.steps = 0;
@@ -170,6 +172,7 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
   Trainer& trainer = *trainers[0];
   MethodRun run;
   run.method = method;
+  run.seed = seed;
   run.config = trainer.config().to_json();
   run.precompute_s = trainer.precompute_seconds();
   for (int64_t k = 1;; ++k) {
@@ -185,7 +188,7 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
     run.steps = p.step;
     const double train_s = std::max(1e-9, p.time_s - run.precompute_s);
     run.images_per_s = static_cast<double>(p.step * tc.classes_per_step * tc.gen_per_class) / train_s;
-    std::cout << fmt::format("[{}] t={:.0f}s step {} FID {:.2f}{}\n", method, p.time_s, p.step, p.fid,
+    std::cout << fmt::format("[{} seed {}] t={:.0f}s step {} FID {:.2f}{}\n", method, seed, p.time_s, p.step, p.fid,
                              p.accuracy >= 0 ? fmt::format(" class accuracy {:.3f}", p.accuracy) : "")
               << std::flush;
     if (on_point) on_point(run);
@@ -203,7 +206,7 @@ nlohmann::json curve_json(const std::vector<CurvePoint>& c) {
 nlohmann::json result_json(const CompareConfig& cc, const CompareResult& r) {
   nlohmann::json runs = nlohmann::json::array(), search = nlohmann::json::array();
   for (const auto& m : r.runs)
-    runs.push_back({{"method", m.method}, {"config", m.config}, {"curve", curve_json(m.curve)}, {"steps", m.steps},
+    runs.push_back({{"method", m.method}, {"seed", m.seed}, {"config", m.config}, {"curve", curve_json(m.curve)}, {"steps", m.steps},
                     {"images_per_s", m.images_per_s}, {"precompute_s", m.precompute_s}});
   for (const auto& t : r.search)
     search.push_back({{"method", t.method}, {"overrides", t.overrides}, {"fid", t.fid}, {"accuracy", t.accuracy},
@@ -263,7 +266,7 @@ CompareResult run_comparison(const CompareConfig& config) {
         nlohmann::json ov = chosen[m];
         for (auto& [k, v] : cands[i].items()) ov[k] = v;
         std::cout << fmt::format("search [{}] candidate {}/{}: {}\n", m, i + 1, cands.size(), cands[i].dump());
-        auto run = train_and_score(cc, m, ov, cc.search_budget_s, cc.search_budget_s,
+        auto run = train_and_score(cc, m, ov, cc.seed, cc.search_budget_s, cc.search_budget_s,
                                    fmt::format("{}/search/{}-{}", cc.out_dir, m, i), scorer, nullptr);
         trials.push_back({m, ov, run.curve.back().fid, run.curve.back().accuracy, run.steps});
         result.search.push_back(trials.back());
@@ -278,13 +281,18 @@ CompareResult run_comparison(const CompareConfig& config) {
 
   std::vector<std::pair<std::string, Generator>> finals;
   for (const auto& m : cc.methods) {
-    result.runs.push_back({});
-    const size_t slot = result.runs.size() - 1;
-    auto run = train_and_score(cc, m, chosen[m], cc.time_budget_s, cc.eval_every_s, cc.out_dir + "/" + m, scorer,
-                               [&](const MethodRun& partial) { result.runs[slot] = partial, save(); });
-    result.runs[slot] = run;
-    save();
-    finals.emplace_back(m, load_generator(cc.out_dir + "/" + m + "/checkpoint.pt", true));
+    for (int64_t k = 0; k < cc.seeds; ++k) {
+      const uint64_t seed = cc.seed + static_cast<uint64_t>(k);
+      // One seed: <out>/<method> as before; several: <out>/<method>/seed-<seed>.
+      const std::string dir = cc.seeds == 1 ? cc.out_dir + "/" + m : fmt::format("{}/{}/seed-{}", cc.out_dir, m, seed);
+      result.runs.push_back({});
+      const size_t slot = result.runs.size() - 1;
+      auto run = train_and_score(cc, m, chosen[m], seed, cc.time_budget_s, cc.eval_every_s, dir, scorer,
+                                 [&](const MethodRun& partial) { result.runs[slot] = partial, save(); });
+      result.runs[slot] = run;
+      save();
+      if (k == 0) finals.emplace_back(m, load_generator(dir + "/checkpoint.pt", true));
+    }
   }
   write_sample_grids(cc, finals);
 
@@ -293,14 +301,55 @@ CompareResult run_comparison(const CompareConfig& config) {
   plot.x_label = "training wall-clock (minutes, precompute included)";
   plot.y_label = "FID (evaluator features)";
   plot.log_y = true;
-  for (const auto& r : result.runs) {
-    PlotSeries s{r.method, {}, {}};
-    for (const auto& p : r.curve) s.x.push_back(p.time_s / 60), s.y.push_back(p.fid);
+  for (const auto& m : summarize_runs(cc.methods, result.runs)) {
+    PlotSeries s{cc.seeds > 1 ? fmt::format("{} (mean +- std, {} seeds)", m.mean.method, cc.seeds) : m.mean.method,
+                 {}, {}, {}, {}};
+    for (size_t i = 0; i < m.mean.curve.size(); ++i) {
+      s.x.push_back(m.mean.curve[i].time_s / 60), s.y.push_back(m.mean.curve[i].fid);
+      if (cc.seeds > 1) s.y_lo.push_back(m.mean.curve[i].fid - m.fid_std[i]), s.y_hi.push_back(m.mean.curve[i].fid + m.fid_std[i]);
+    }
     plot.series.push_back(s);
   }
   write_line_plot(cc.out_dir + "/fid_vs_time.png", plot);
   write_file_atomic(cc.out_dir + "/report.md", comparison_report(cc, result));
   return result;
+}
+
+std::vector<MethodSummary> summarize_runs(const std::vector<std::string>& methods, const std::vector<MethodRun>& runs) {
+  std::vector<MethodSummary> out;
+  for (const auto& name : methods) {
+    std::vector<const MethodRun*> mine;
+    for (const auto& r : runs)
+      if (r.method == name) mine.push_back(&r);
+    if (mine.empty()) continue;
+    size_t len = mine[0]->curve.size();
+    for (const auto* r : mine) len = std::min(len, r->curve.size());
+    MethodSummary s;
+    s.mean = *mine[0];
+    s.mean.curve.assign(len, {});
+    const double k = static_cast<double>(mine.size());
+    s.mean.steps = 0, s.mean.images_per_s = 0, s.mean.precompute_s = 0;
+    for (const auto* r : mine) {
+      s.mean.steps += r->steps, s.mean.images_per_s += r->images_per_s / k, s.mean.precompute_s += r->precompute_s / k;
+      if (!r->curve.empty()) s.final_fids.push_back(r->curve.back().fid);
+    }
+    s.mean.steps = static_cast<int64_t>(std::llround(static_cast<double>(s.mean.steps) / k));
+    for (size_t i = 0; i < len; ++i) {
+      auto& p = s.mean.curve[i];
+      p.accuracy = 0;  // the mean of -1 (unconditional) stays -1
+      double sq = 0;
+      for (const auto* r : mine) {
+        const auto& q = r->curve[i];
+        p.time_s += q.time_s / k, p.fid += q.fid / k, p.accuracy += q.accuracy / k;
+        p.step += q.step;
+      }
+      p.step = static_cast<int64_t>(std::llround(static_cast<double>(p.step) / k));
+      for (const auto* r : mine) sq += (r->curve[i].fid - p.fid) * (r->curve[i].fid - p.fid);
+      s.fid_std.push_back(mine.size() > 1 ? std::sqrt(sq / (k - 1)) : 0.0);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
@@ -319,24 +368,37 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
                     minutes(cc.time_budget_s),
                     cc.seed, cc.n_eval, cc.n_eval, minutes(cc.eval_every_s));
   if (r.runs.empty()) return md.str();
+  // With several seeds every number below is the mean over them (FID cells: mean +- sample std).
+  const auto summaries = summarize_runs(cc.methods, r.runs);
+  std::vector<MethodRun> shown;
+  std::map<std::string, std::vector<double>> sd;
+  for (const auto& s : summaries) shown.push_back(s.mean), sd[s.mean.method] = s.fid_std;
+  const bool spread = cc.seeds > 1;
+  auto fid_cell = [&](const MethodRun& m, size_t i) {
+    return fid_str(m.curve[i].fid) + (spread ? fmt::format(" ± {:.1f}", sd[m.method][i]) : "");
+  };
+  if (spread)
+    md << fmt::format("Each method ran with {} training seeds ({}..{}); the tables show the mean over them, FID as mean "
+                      "± sample standard deviation, and the plot error bars span mean ± std.\n\n",
+                      cc.seeds, cc.seed, cc.seed + static_cast<uint64_t>(cc.seeds) - 1);
   const auto& ref_name = reference_method(cc.methods);
   const MethodRun* ref = nullptr;
-  for (const auto& m : r.runs)
+  for (const auto& m : shown)
     if (m.method == ref_name) ref = &m;
   const double ref_final = ref && !ref->curve.empty() ? ref->curve.back().fid : NAN;
 
   // Main table.
   size_t npts = 0;
-  for (const auto& m : r.runs) npts = std::max(npts, m.curve.size());
+  for (const auto& m : shown) npts = std::max(npts, m.curve.size());
   md << "| method | steps | images/s | precompute (s) |";
   for (size_t i = 0; i < npts; ++i) md << fmt::format(" FID @ {} |", minutes(std::min(cc.time_budget_s, (i + 1) * cc.eval_every_s)));
   md << fmt::format(" class acc. (final) | time to {}'s final FID | speedup |\n", ref_name);
   md << "|---|---:|---:|---:|";
   for (size_t i = 0; i < npts; ++i) md << "---:|";
   md << "---:|---:|---:|\n";
-  for (const auto& m : r.runs) {
+  for (const auto& m : shown) {
     md << fmt::format("| {} | {} | {:.0f} | {:.1f} |", m.method, m.steps, m.images_per_s, m.precompute_s);
-    for (size_t i = 0; i < npts; ++i) md << " " << (i < m.curve.size() ? fid_str(m.curve[i].fid) : "") << " |";
+    for (size_t i = 0; i < npts; ++i) md << " " << (i < m.curve.size() ? fid_cell(m, i) : "") << " |";
     const double acc = m.curve.empty() ? -1 : m.curve.back().accuracy;
     md << " " << (acc >= 0 ? fmt::format("{:.3f}", acc) : "n/a") << " |";
     const auto t = time_to_reach(m.curve, ref_final);
@@ -348,21 +410,28 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
                     "below the {} method's FID at the deadline ({}), at the resolution of the evaluation grid; "
                     "speedup = deadline / that time.\n\n", ref_name, ref_name, fid_str(ref_final));
 
+  if (spread) {
+    md << "Final FID per seed:\n\n";
+    for (const auto& s : summaries)
+      md << fmt::format("- {}: {:.1f}\n", s.mean.method, fmt::join(s.final_fids, ", "));
+    md << "\n";
+  }
+
   // Who wins at each time.
-  if (r.runs.size() >= 2) {
+  if (shown.size() >= 2) {
     md << "Lower FID at each evaluation time:\n\n";
     for (size_t i = 0; i < npts; ++i) {
       const MethodRun* best = nullptr;
-      for (const auto& m : r.runs)
+      for (const auto& m : shown)
         if (i < m.curve.size() && (!best || m.curve[i].fid < best->curve[i].fid)) best = &m;
       std::vector<std::string> vals;
-      for (const auto& m : r.runs)
-        if (i < m.curve.size()) vals.push_back(fmt::format("{} {}", m.method, fid_str(m.curve[i].fid)));
+      for (const auto& m : shown)
+        if (i < m.curve.size()) vals.push_back(fmt::format("{} {}", m.method, fid_cell(m, i)));
       md << fmt::format("- {}: **{}** ({})\n", minutes(std::min(cc.time_budget_s, (i + 1) * cc.eval_every_s)),
                         best->method, fmt::join(vals, ", "));
     }
     md << "\n";
-    for (const auto& m : r.runs) {
+    for (const auto& m : shown) {
       if (ref == nullptr || m.method == ref_name || m.curve.empty()) continue;
       const auto t = time_to_reach(m.curve, ref_final);
       const bool third = t && *t <= ref->curve.back().time_s / 3 + 1e-9;
@@ -375,7 +444,7 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
   }
   md << "![FID against training wall-clock](fid_vs_time.png)\n\n";
   std::vector<std::string> names;
-  for (const auto& m : r.runs) names.push_back(m.method);
+  for (const auto& m : shown) names.push_back(m.method);
   md << fmt::format("Samples at the deadline (EMA generator, same noise, one row per class), left to right: {}.\n\n",
                     fmt::join(names, " | "));
   md << "![samples side by side](samples_side_by_side.png)\n\n";

@@ -74,11 +74,11 @@ double frechet_distance(const torch::Tensor& mu1, const torch::Tensor& sigma1, c
   auto f64 = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); };
   const auto s1 = symmetrize(f64(sigma1)), s2 = symmetrize(f64(sigma2));
   // S1^{1/2} from the symmetric eigendecomposition; eigenvalues below 0 are rounding of a PSD matrix.
-  auto [w, v] = torch::linalg::eigh(s1, "L");
+  auto [w, v] = torch::linalg_eigh(s1, "L");
   const auto root1 = (v * w.clamp_min(0).sqrt().unsqueeze(0)).mm(v.t());
   // S1 S2 is similar to the symmetric PSD S1^{1/2} S2 S1^{1/2}: same eigenvalues, so
   // tr (S1 S2)^{1/2} is the sum of their square roots, with no non-symmetric sqrtm needed.
-  const auto middle = torch::linalg::eigvalsh(symmetrize(root1.mm(s2).mm(root1)), "L").clamp_min(0);
+  const auto middle = torch::linalg_eigvalsh(symmetrize(root1.mm(s2).mm(root1)), "L").clamp_min(0);
   const auto diff = f64(mu1) - f64(mu2);
   const double value = diff.dot(diff).item<double>() + s1.trace().item<double>() + s2.trace().item<double>() -
                        2.0 * middle.sqrt().sum().item<double>();

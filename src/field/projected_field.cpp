@@ -2,6 +2,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <exception>
+#include <thread>
+
 #include "driftx/error.h"
 #include "driftx/kernel.h"
 #include "driftx/npy.h"
@@ -21,6 +25,46 @@ std::vector<std::pair<int64_t, torch::Tensor>> groups_of(const torch::Tensor& la
     out.emplace_back(v, (labels == v).nonzero().squeeze(1));
   }
   return out;
+}
+
+// Rows of x per label (undefined labels: one group of all rows), indices on x's device.
+std::vector<std::pair<int64_t, torch::Tensor>> query_groups(const torch::Tensor& labels, const torch::Tensor& x) {
+  if (labels.defined()) return groups_of(labels.to(x.device(), torch::kLong));
+  return {{0, torch::arange(x.size(0), torch::dtype(torch::kLong).device(x.device()))}};
+}
+
+// Queries in equal, contiguous blocks of one class each, every class once (the trainer's class-major
+// batches): the block size and each block's class. Read from labels on the CPU only (a few hundred
+// integers; labels on a device would need a sync), else nullopt.
+struct ClassBlocks {
+  int64_t size = 0;
+  std::vector<int64_t> classes;
+};
+
+std::optional<ClassBlocks> class_blocks(const torch::Tensor& labels) {
+  if (!labels.defined() || !labels.is_cpu() || labels.numel() == 0) return std::nullopt;
+  auto l = labels.to(torch::kLong).contiguous().reshape({-1});
+  const auto* p = l.data_ptr<int64_t>();
+  const int64_t B = l.numel();
+  ClassBlocks out;
+  while (out.size < B && p[out.size] == p[0]) ++out.size;
+  if (B % out.size != 0) return std::nullopt;
+  for (int64_t start = 0; start < B; start += out.size) {
+    for (int64_t i = start; i < start + out.size; ++i)
+      if (p[i] != p[start]) return std::nullopt;
+    if (std::find(out.classes.begin(), out.classes.end(), p[start]) != out.classes.end()) return std::nullopt;
+    out.classes.push_back(p[start]);
+  }
+  return out;
+}
+
+// Rows `classes` of a (C+1) x ... tensor: a view when they are consecutive (all classes of a batch in
+// order, the default), else a gathered copy.
+torch::Tensor rows_for(const torch::Tensor& t, const std::vector<int64_t>& classes) {
+  bool consecutive = true;
+  for (size_t g = 1; g < classes.size(); ++g) consecutive = consecutive && classes[g] == classes[0] + static_cast<int64_t>(g);
+  if (consecutive) return t.narrow(0, classes[0], static_cast<int64_t>(classes.size()));
+  return t.index_select(0, torch::tensor(classes, torch::kLong).to(t.device()));
 }
 
 std::vector<double> tau_effs_of(const std::vector<double>& temps, int64_t dim) {
@@ -60,8 +104,9 @@ ShiftedSums add_shifted(const ShiftedSums& a, const ShiftedSums& b, const std::v
                    b.den.size() == tau_effs.size(),
                "shifted kernel sums: need one numerator and denominator per temperature ({})", tau_effs.size());
   const int64_t B = a.den[0].size(0);
-  auto sa = a.shift.defined() ? a.shift.to(torch::kFloat32) : torch::zeros({B});
-  auto sb = b.shift.defined() ? b.shift.to(torch::kFloat32) : torch::zeros({B});
+  const auto opts = a.den[0].options().dtype(torch::kFloat32);
+  auto sa = a.shift.defined() ? a.shift.to(torch::kFloat32) : torch::zeros({B}, opts);
+  auto sb = b.shift.defined() ? b.shift.to(torch::kFloat32) : torch::zeros({B}, opts);
   ShiftedSums out;
   out.shift = torch::minimum(sa, sb);
   // Both empty (+inf): keep the sums at 0 (factors 0) with shift 0, so later arithmetic stays finite.
@@ -92,11 +137,40 @@ double projected_feature_scale(const torch::Tensor& real, const torch::Tensor& l
   const int64_t M = landmarks.size(0), D = real.size(1), K = std::min<int64_t>(M, 256);
   auto idx = torch::linspace(0, static_cast<double>(M - 1), K, torch::kFloat64).round().to(torch::kLong);
   auto U = landmarks.index_select(0, idx).to(torch::kFloat32);
+  // The same bits whatever the thread count (S is in the summary cache's header: `launch --nproc 2` and
+  // a plain run must share the cache; 0.72606977063 vs ...223 before). A BLAS product splits its work,
+  // and so its rounding, by the thread count, and so do LibTorch's reductions. So: one product per fixed
+  // chunk, each single-threaded (the chunks shared out over threads, as ranks are), summed in float64
+  // in one fixed order.
+  const int64_t n = real.size(0), chunks = (n + chunk - 1) / chunk;
+  std::vector<double> sums(static_cast<size_t>(chunks), 0.0);
+  const int threads = at::get_num_threads();
+  const int64_t workers = std::min<int64_t>(threads, chunks);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  std::vector<std::thread> pool;
+  for (int64_t w = 0; w < workers; ++w)
+    pool.emplace_back([&, w] {
+      try {
+        at::set_num_threads(1);
+        torch::NoGradGuard no_grad_here;  // grad mode is per thread
+        for (int64_t c = w; c < chunks; c += workers) {
+          auto y = real.narrow(0, c * chunk, std::min(chunk, n - c * chunk)).to(torch::kFloat32);
+          const auto d = euclidean_distances(y, U).to(torch::kFloat64).contiguous();
+          const double* p = d.data_ptr<double>();
+          double sum = 0;
+          for (int64_t i = 0, m = d.numel(); i < m; ++i) sum += p[i];
+          sums[static_cast<size_t>(c)] = sum;
+        }
+      } catch (...) {
+        errors[static_cast<size_t>(w)] = std::current_exception();
+      }
+    });
+  for (auto& t : pool) t.join();
+  at::set_num_threads(threads);  // the workers' setting is partly process-wide: restore the caller's
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
   double total = 0;
-  for (int64_t start = 0; start < real.size(0); start += chunk) {
-    auto y = real.narrow(0, start, std::min(chunk, real.size(0) - start)).to(torch::kFloat32);
-    total += euclidean_distances(y, U).sum(torch::kFloat64).item<double>();
-  }
+  for (double sum : sums) total += sum;
   return total / (static_cast<double>(real.size(0)) * K) / std::sqrt(static_cast<double>(D));
 }
 
@@ -238,46 +312,61 @@ double ProjectedField::max_condition_number() const {
   return c;
 }
 
-void ProjectedField::fold() const {
-  if (folded_) return;
+void ProjectedField::fold(const torch::Device& device) const {
+  if (folded_ && fold_device_ == device) return;
   torch::NoGradGuard no_grad;
   fold_num_.assign(maps_.size(), {});
   fold_den_.assign(maps_.size(), {});
+  query_amap_.assign(maps_.size(), {});
+  query_landmarks_.clear();
   for (size_t k = 0; k < maps_.size(); ++k) {
+    query_landmarks_.push_back(shard_landmarks_[k].to(device));
     for (size_t t = 0; t < maps_[k].size(); ++t) {
       // Folded form (SPEC §3): Amap Sy = Amap Amap kysum = (W + ridge I)^-1 kysum, in float64.
       const auto& inv = maps_[k][t].inverse();
       const auto& sum = summaries_[k][t];
       auto ksum = torch::cat({sum.ksum, sum.ksum.sum(0, true)}, 0);     // (C+1) x M
       auto kysum = torch::cat({sum.kysum, sum.kysum.sum(0, true)}, 0);  // (C+1) x M x D
-      fold_den_[k].push_back(torch::matmul(ksum, inv).to(torch::kFloat32).contiguous());  // inv symmetric
-      fold_num_[k].push_back(torch::matmul(inv, kysum).to(torch::kFloat32).contiguous());
+      fold_den_[k].push_back(torch::matmul(ksum, inv).to(torch::kFloat32).contiguous().to(device));  // inv symmetric
+      fold_num_[k].push_back(torch::matmul(inv, kysum).to(torch::kFloat32).contiguous().to(device));
+      query_amap_[k].push_back(maps_[k][t].amap().to(torch::kFloat32).to(device));
     }
   }
+  fold_device_ = device;
   folded_ = true;
+}
+
+bool ProjectedField::batch_classes(const torch::Tensor& x) const {
+  return config_.class_batching == ClassBatching::Batched ||
+         (config_.class_batching == ClassBatching::Auto && !x.is_cpu());
 }
 
 ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels,
                                                        KernelSums* all_data) const {
   torch::NoGradGuard no_grad;
-  fold();
+  auto x = xs.to(torch::kFloat32);
+  fold(x.device());
+  const auto opts = x.options();
   const int64_t B = xs.size(0), C = layout_.classes;
   const size_t nt = config_.temperatures.size();
-  auto x = xs.to(torch::kFloat32);
   std::vector<torch::Tensor> num(nt), den(nt), anum, aden;
-  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, dim_}), den[t] = torch::zeros({B});
+  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, dim_}, opts), den[t] = torch::zeros({B}, opts);
   const bool separate_all = all_data && labels.defined();  // unconditional queries: the sums are the same
   if (separate_all) {
     anum.resize(nt), aden.resize(nt);
-    for (size_t t = 0; t < nt; ++t) anum[t] = torch::zeros({B, dim_}), aden[t] = torch::zeros({B});
+    for (size_t t = 0; t < nt; ++t) anum[t] = torch::zeros({B, dim_}, opts), aden[t] = torch::zeros({B}, opts);
   }
-  auto class_groups = labels.defined() ? groups_of(labels.to(torch::kLong)) : std::vector<std::pair<int64_t, torch::Tensor>>{};
+  const auto blocks = labels.defined() && batch_classes(x) ? class_blocks(labels) : std::nullopt;
+  auto class_groups = labels.defined() && !blocks ? groups_of(labels.to(x.device(), torch::kLong))
+                                                  : std::vector<std::pair<int64_t, torch::Tensor>>{};
   for (const auto& [c, idx] : class_groups)
     DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
+  if (blocks)
+    for (int64_t c : blocks->classes) DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
   // Distances to every shard's landmarks, shared by the temperatures; each query's row is shifted by
   // its smallest one (SPEC §3, numerical stability), so its largest kernel value is 1.
   std::vector<torch::Tensor> dists;
-  for (const auto& U : shard_landmarks_) dists.push_back(euclidean_distances(x, U));  // B x M_k
+  for (const auto& U : query_landmarks_) dists.push_back(euclidean_distances(x, U));  // B x M_k
   auto shift = row_min(dists);
   for (size_t k = 0; k < maps_.size(); ++k) {
     auto shifted = dists[k].sub_(shift.unsqueeze(1));
@@ -286,16 +375,24 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
       if (!labels.defined()) {
         num[t].add_(torch::matmul(K, fold_num_[k][t][C]));
         den[t].add_(torch::mv(K, fold_den_[k][t][C]));
+        continue;
+      }
+      if (blocks) {
+        // One batched product: block g (rows g*n .. g*n+n-1) against its class's folded summaries.
+        const int64_t G = static_cast<int64_t>(blocks->classes.size()), n = blocks->size, Mk = K.size(1);
+        auto Kb = K.view({G, n, Mk});
+        num[t].add_(torch::bmm(Kb, rows_for(fold_num_[k][t], blocks->classes)).view({B, dim_}));
+        den[t].add_(torch::bmm(Kb, rows_for(fold_den_[k][t], blocks->classes).unsqueeze(2)).view({B}));
       } else {
         for (const auto& [c, idx] : class_groups) {
           auto Kc = K.index_select(0, idx);
           num[t].index_add_(0, idx, torch::matmul(Kc, fold_num_[k][t][c]));
           den[t].index_add_(0, idx, torch::mv(Kc, fold_den_[k][t][c]));
         }
-        if (separate_all) {
-          anum[t].add_(torch::matmul(K, fold_num_[k][t][C]));
-          aden[t].add_(torch::mv(K, fold_den_[k][t][C]));
-        }
+      }
+      if (separate_all) {
+        anum[t].add_(torch::matmul(K, fold_num_[k][t][C]));
+        aden[t].add_(torch::mv(K, fold_den_[k][t][C]));
       }
     }
   }
@@ -327,7 +424,7 @@ ExtraNegatives ProjectedField::guidance_negatives(const KernelSums& all_data, co
   DRIFTX_CHECK(n > 0, "projected field: guidance needs summaries of the real data (none summarised)");
   const auto& num = all_data.num;
   const auto& den = all_data.den;
-  auto beta = mass.to(torch::kFloat32).to(torch::kCPU) / static_cast<double>(n);
+  auto beta = mass.to(den[0].device(), torch::kFloat32) / static_cast<double>(n);
   ExtraNegatives extra;
   for (size_t t = 0; t < num.size(); ++t) {
     auto w = beta * (den[t] > 0).to(torch::kFloat32);  // a non-positive Nystrom estimate adds nothing
@@ -343,7 +440,7 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
   torch::NoGradGuard no_grad;
   auto x = xs.to(torch::kFloat32);
   if (config_.repulsion == Repulsion::Exact)
-    return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps, extra);
+    return exact_repulsions(x, labels, tau_effs_of(config_.temperatures, dim_), config_.eps, extra, batch_classes(x));
   // Projected: batch summaries with the self term removed. Sharded maps are concatenated (the same
   // block-diagonal kernel estimate the attraction uses). The batch is both query and data here, so
   // (SPEC §3, numerical stability) the query side is shifted per row by q_i, its smallest distance to
@@ -351,20 +448,40 @@ std::vector<torch::Tensor> ProjectedField::repulsions(const torch::Tensor& xs, c
   // times exp((q_i + c) / tau_eff).
   const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
   const size_t nt = tau_effs.size();
+  fold(x.device());
   std::vector<torch::Tensor> dists;
-  for (const auto& U : shard_landmarks_) dists.push_back(euclidean_distances(x, U));
+  for (const auto& U : query_landmarks_) dists.push_back(euclidean_distances(x, U));
   auto q = row_min(dists);
   for (auto& d : dists) d.sub_(q.unsqueeze(1));
   std::vector<torch::Tensor> psi(nt);  // per temperature, B x M: psi(x_i) exp(q_i / tau_eff)
   for (size_t t = 0; t < nt; ++t) {
     std::vector<torch::Tensor> parts;
     for (size_t k = 0; k < maps_.size(); ++k)
-      parts.push_back(torch::matmul((dists[k] * (-1.0 / tau_effs[t])).exp_(), maps_[k][t].amap().to(torch::kFloat32)));
+      parts.push_back(torch::matmul((dists[k] * (-1.0 / tau_effs[t])).exp_(), query_amap_[k][t]));
     psi[t] = torch::cat(parts, 1);
   }
-  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
-                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
   std::vector<torch::Tensor> out(nt);
+  if (const auto blocks = batch_classes(x) ? class_blocks(labels) : std::nullopt) {
+    // Equal contiguous class blocks: the loop below as batched products (G x n x n).
+    const int64_t G = static_cast<int64_t>(blocks->classes.size()), n = blocks->size;
+    auto xb = x.reshape({G, n, dim_});
+    auto qb = q.view({G, n});
+    auto c = std::get<0>(qb.min(1, true));  // G x 1
+    ShiftedSums own;
+    own.shift = (qb + c).view({-1});
+    for (size_t t = 0; t < nt; ++t) {
+      auto pq = psi[t].view({G, n, -1});
+      auto pd = pq * ((qb - c) * (-1.0 / tau_effs[t])).exp().unsqueeze(2);
+      auto w = torch::bmm(pq, pd.transpose(1, 2));
+      w.diagonal(0, 1, 2).zero_();
+      own.num.push_back(torch::bmm(w, xb).view({-1, dim_}));
+      own.den.push_back(w.sum(2).view({-1}));
+    }
+    if (extra) own = add_shifted(own, *extra, tau_effs);
+    for (size_t t = 0; t < nt; ++t) out[t] = own.num[t] / own.den[t].clamp_min(config_.eps).unsqueeze(1);
+    return out;
+  }
+  auto groups = query_groups(labels, x);
   for (size_t t = 0; t < nt; ++t) out[t] = torch::zeros_like(x);
   for (const auto& [g, idx] : groups) {
     auto xg = x.index_select(0, idx), qg = q.index_select(0, idx);
@@ -464,16 +581,17 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
   // Running minimum distance per query: the ratio is invariant to a common factor exp(dmin / tau), so
   // rescaling keeps each query's largest weight at 1 (no underflow far from the data). Kernel work is
   // float32; only the B x D accumulators are float64.
-  auto dmin = torch::full({B}, inf);
+  auto dmin = torch::full({B}, inf, x.options());
+  const auto f64 = x.options().dtype(torch::kFloat64);
   std::vector<torch::Tensor> num(nt), den(nt);
-  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, D}, torch::kFloat64), den[t] = torch::zeros({B}, torch::kFloat64);
-  auto qlab = per_class ? labels.to(torch::kLong).reshape({-1, 1}) : torch::Tensor();
+  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, D}, f64), den[t] = torch::zeros({B}, f64);
+  auto qlab = per_class ? labels.to(x.device(), torch::kLong).reshape({-1, 1}) : torch::Tensor();
   for (int64_t start = 0; start < real_scaled.size(0); start += chunk) {
     const int64_t n = std::min(chunk, real_scaled.size(0) - start);
-    auto y = real_scaled.narrow(0, start, n).to(torch::kFloat32);
+    auto y = real_scaled.narrow(0, start, n).to(x.device(), torch::kFloat32);
     auto dist = euclidean_distances(x, y);  // B x n
     if (per_class)
-      dist.masked_fill_((qlab != real_labels.narrow(0, start, n).to(torch::kLong).reshape({1, -1})), inf);
+      dist.masked_fill_((qlab != real_labels.narrow(0, start, n).to(x.device(), torch::kLong).reshape({1, -1})), inf);
     auto new_min = torch::minimum(dmin, std::get<0>(dist.min(1)));
     auto ref = torch::where(torch::isinf(new_min), torch::zeros_like(new_min), new_min);
     auto shifted = dist.sub_(ref.unsqueeze(1));  // >= 0 where finite
@@ -497,15 +615,33 @@ std::vector<torch::Tensor> exact_attractions(const torch::Tensor& xs, const torc
 
 std::vector<torch::Tensor> exact_repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
                                             const std::vector<double>& tau_effs, double eps,
-                                            const ExtraNegatives* extra) {
+                                            const ExtraNegatives* extra, bool batched) {
   torch::NoGradGuard no_grad;
   auto x = xs.to(torch::kFloat32);
   DRIFTX_CHECK(!extra || (extra->num.size() == tau_effs.size() && extra->den.size() == tau_effs.size()),
                "exact repulsion: extra negatives must give one numerator and denominator per temperature");
-  auto groups = labels.defined() ? groups_of(labels.to(torch::kLong))
-                                 : std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::arange(x.size(0))}};
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<torch::Tensor> out;
+  if (const auto blocks = batched ? class_blocks(labels) : std::nullopt) {
+    // The groups are equal contiguous blocks: the loop below as one batched product (G x n x n).
+    const int64_t G = static_cast<int64_t>(blocks->classes.size()), n = blocks->size, D = x.size(1);
+    auto xb = x.reshape({G, n, D});
+    auto dist = euclidean_distances(xb, xb);
+    dist.diagonal(0, 1, 2).fill_(inf);
+    auto shift = std::get<0>(dist.min(2));  // G x n; +inf for blocks of one sample
+    auto shifted = dist.sub_(torch::where(torch::isinf(shift), torch::zeros_like(shift), shift).unsqueeze(2));
+    ShiftedSums own;
+    own.shift = shift.reshape({-1});
+    for (size_t t = 0; t < tau_effs.size(); ++t) {
+      auto K = (shifted * (-1.0 / tau_effs[t])).exp_();
+      own.num.push_back(torch::bmm(K, xb).view({-1, D}));
+      own.den.push_back(K.sum(2).view({-1}));
+    }
+    if (extra) own = add_shifted(own, *extra, tau_effs);
+    for (size_t t = 0; t < tau_effs.size(); ++t) out.push_back(own.num[t] / own.den[t].clamp_min(eps).unsqueeze(1));
+    return out;
+  }
+  auto groups = query_groups(labels, x);
   for (size_t t = 0; t < tau_effs.size(); ++t) out.push_back(torch::zeros_like(x));
   for (const auto& [g, idx] : groups) {
     const bool all = groups.size() == 1;

@@ -1,5 +1,6 @@
 #include "driftx/features.h"
 
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -24,26 +25,28 @@ constexpr const char* kTorchScript = "torchscript:";
 
 bool is_torchscript(const std::string& group) { return group.rfind(kTorchScript, 0) == 0; }
 
-// Encoders are loaded once per path and kept frozen (eval mode, no parameter gradients).
+// Encoders are loaded once per path and device (on the images' device: a GPU run encodes on the GPU)
+// and kept frozen (eval mode, no parameter gradients).
 std::map<std::string, torch::jit::Module> encoder_cache;
 std::mutex encoder_mutex;
 
-torch::jit::Module& encoder(const std::string& path) {
+torch::jit::Module& encoder(const std::string& path, const torch::Device& device) {
   auto& cache = encoder_cache;
   std::lock_guard<std::mutex> lock(encoder_mutex);
-  auto it = cache.find(path);
+  const std::string key = path + "@" + device.str();
+  auto it = cache.find(key);
   if (it == cache.end()) {
     torch::jit::Module m;
     // c10::Error for a bad archive, torch::jit::ErrorReport (a std::exception) for damaged code in it
     // (found by fuzz/fuzz_torchscript_features).
     try {
-      m = torch::jit::load(path);
+      m = torch::jit::load(path, device);
     } catch (const std::exception&) {
       fail("feature encoder '{}' cannot be loaded as TorchScript: export it with torch.jit.script(...).save(path)", path);
     }
     m.eval();
     for (auto p : m.parameters()) p.requires_grad_(false);
-    it = cache.emplace(path, std::move(m)).first;
+    it = cache.emplace(key, std::move(m)).first;
   }
   return it->second;
 }
@@ -51,7 +54,7 @@ torch::jit::Module& encoder(const std::string& path) {
 std::vector<torch::Tensor> encoder_outputs(const std::string& path, const torch::Tensor& images) {
   c10::IValue out;
   try {
-    out = encoder(path).forward({images});
+    out = encoder(path, images.device()).forward({images});
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {  // the module's own failure: one line naming the encoder

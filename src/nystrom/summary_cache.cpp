@@ -1,5 +1,7 @@
 // The summary cache: a LibTorch archive holding a JSON header and the raw kernel sums. A cache made
-// with another configuration or other data is refused, naming the field that differs.
+// with another configuration or other data is refused, naming the field that differs; one whose sums
+// do not match the header's checksum (flipped bits, a value overwritten) or are not finite is refused
+// as corrupted. The trainer then rebuilds it.
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -12,7 +14,7 @@ namespace driftx {
 
 namespace {
 
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;  // 2: "checksum" over the sums
 
 nlohmann::json header_of(const ProjectedField& f, const std::vector<torch::Tensor>& landmarks,
                          const std::string& strategy, const std::string& data_fingerprint) {
@@ -30,6 +32,15 @@ nlohmann::json header_of(const ProjectedField& f, const std::vector<torch::Tenso
           {"data_fingerprint", data_fingerprint}};
 }
 
+// Fingerprint (CRC-32 of shape, dtype and bytes) of every summary tensor, in the archive's order.
+std::string checksum_of(const std::vector<std::vector<DataSummary>>& summaries) {
+  std::string all;
+  for (const auto& shard : summaries)
+    for (const auto& s : shard)
+      for (const auto* t : {&s.ksum, &s.kysum, &s.counts}) all += tensor_fingerprint(*t) + ";";
+  return tensor_fingerprint(bytes_to_tensor(all));
+}
+
 std::vector<torch::Tensor> all_landmarks(const ProjectedField& f) {
   std::vector<torch::Tensor> out;
   for (int64_t k = 0; k < f.layout().shards; ++k) out.push_back(f.map(k, 0).landmarks());
@@ -40,9 +51,14 @@ std::vector<torch::Tensor> all_landmarks(const ProjectedField& f) {
 
 void ProjectedField::save(const std::string& path, const std::string& landmark_strategy,
                           const std::string& data_fingerprint) const {
+  for (const auto& shard : summaries_)
+    for (const auto& s : shard)
+      for (const auto* t : {&s.ksum, &s.kysum, &s.counts})
+        DRIFTX_CHECK(torch::isfinite(*t).all().item<bool>(), "summaries for '{}' are not finite: not cached", path);
   torch::serialize::OutputArchive archive;
-  const std::string header = header_of(*this, all_landmarks(*this), landmark_strategy, data_fingerprint).dump();
-  archive.write("header", bytes_to_tensor(header));
+  auto header = header_of(*this, all_landmarks(*this), landmark_strategy, data_fingerprint);
+  header["checksum"] = checksum_of(summaries_);
+  archive.write("header", bytes_to_tensor(header.dump()));
   for (size_t k = 0; k < summaries_.size(); ++k)
     for (size_t t = 0; t < summaries_[k].size(); ++t) {
       const auto key = fmt::format("s{}_t{}_", k, t);
@@ -88,20 +104,27 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
     DRIFTX_CHECK(got.contains(key) && got[key] == value,
                  "summary cache '{}' was built with {} = {}, this run has {}: delete the cache or match the configuration",
                  path, key, got.contains(key) ? got[key].dump() : "nothing", value.dump());
-  for (size_t k = 0; k < summaries_.size(); ++k)
-    for (size_t t = 0; t < summaries_[k].size(); ++t) {
+  auto read = summaries_;
+  for (size_t k = 0; k < read.size(); ++k)
+    for (size_t t = 0; t < read[k].size(); ++t) {
       const auto key = fmt::format("s{}_t{}_", k, t);
       DataSummary s;
       DRIFTX_CHECK(try_read(key + "ksum", s.ksum) && try_read(key + "kysum", s.kysum) && try_read(key + "counts", s.counts),
                    "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
-      const DataSummary& want_s = summaries_[k][t];
       auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
         return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type();
       };
-      DRIFTX_CHECK(same(s.ksum, want_s.ksum) && same(s.kysum, want_s.kysum) && same(s.counts, want_s.counts),
+      DRIFTX_CHECK(same(s.ksum, read[k][t].ksum) && same(s.kysum, read[k][t].kysum) && same(s.counts, read[k][t].counts),
                    "summary cache '{}' has wrong shapes or types: delete it to rebuild", path);
-      summaries_[k][t] = s;
+      read[k][t] = s;
     }
+  DRIFTX_CHECK(got.contains("checksum") && got["checksum"] == checksum_of(read),
+               "summary cache '{}' is corrupted: its sums do not match the stored checksum", path);
+  for (const auto& shard : read)
+    for (const auto& s : shard)
+      for (const auto* t : {&s.ksum, &s.kysum, &s.counts})
+        DRIFTX_CHECK(torch::isfinite(*t).all().item<bool>(), "summary cache '{}' is corrupted: non-finite sums", path);
+  summaries_ = std::move(read);
   folded_ = false;
 }
 

@@ -9,69 +9,14 @@
 
 #include "driftx/error.h"
 #include "driftx/image_io.h"
+#include "report/canvas.h"
 
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#include <stb_easy_font.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 namespace driftx {
 
 namespace {
 
-using Rgb = std::array<uint8_t, 3>;
 const Rgb kBlack{0, 0, 0}, kGrid{225, 225, 225};
-
-struct Canvas {
-  int w, h;
-  std::vector<uint8_t> px;
-  Canvas(int w_, int h_) : w(w_), h(h_), px(static_cast<size_t>(w_) * h_ * 3, 255) {}
-  void set(int x, int y, const Rgb& c) {
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    std::copy(c.begin(), c.end(), px.begin() + (static_cast<size_t>(y) * w + x) * 3);
-  }
-  void rect(int x0, int y0, int x1, int y1, const Rgb& c) {  // inclusive-exclusive
-    for (int y = std::max(0, y0); y < std::min(h, y1); ++y)
-      for (int x = std::max(0, x0); x < std::min(w, x1); ++x) set(x, y, c);
-  }
-  void line(double x0, double y0, double x1, double y1, const Rgb& c, int thick) {
-    const int steps = static_cast<int>(std::ceil(std::max(std::abs(x1 - x0), std::abs(y1 - y0)))) + 1;
-    for (int i = 0; i <= steps; ++i) {
-      const double t = static_cast<double>(i) / steps;
-      const int x = static_cast<int>(std::lround(x0 + t * (x1 - x0))), y = static_cast<int>(std::lround(y0 + t * (y1 - y0)));
-      rect(x - thick / 2, y - thick / 2, x - thick / 2 + thick, y - thick / 2 + thick, c);
-    }
-  }
-  // Text with its top-left corner at (x, y), each font unit `scale` pixels; returns the width drawn.
-  int text(const std::string& s, int x, int y, const Rgb& c, int scale = 2, bool vertical = false) {
-    std::vector<char> buf(s.begin(), s.end());
-    buf.push_back('\0');
-    std::vector<float> vb(s.size() * 300 + 64);
-    const int quads = stb_easy_font_print(0, 0, buf.data(), nullptr, vb.data(), static_cast<int>(vb.size() * sizeof(float)));
-    for (int q = 0; q < quads; ++q) {
-      const float* v = &vb[static_cast<size_t>(q) * 16];  // 4 vertices x (x, y, z, rgba as one float)
-      const float qx0 = v[0], qy0 = v[1], qx1 = v[8], qy1 = v[9];
-      if (!vertical) {
-        rect(x + static_cast<int>(qx0 * scale), y + static_cast<int>(qy0 * scale), x + static_cast<int>(qx1 * scale),
-             y + static_cast<int>(qy1 * scale), c);
-      } else {  // rotated 90 degrees counter-clockwise, reading bottom to top, (x, y) = bottom-left
-        rect(x + static_cast<int>(qy0 * scale), y - static_cast<int>(qx1 * scale), x + static_cast<int>(qy1 * scale),
-             y - static_cast<int>(qx0 * scale), c);
-      }
-    }
-    return text_width(s, scale);
-  }
-  static int text_width(const std::string& s, int scale = 2) {
-    std::vector<char> buf(s.begin(), s.end());
-    buf.push_back('\0');
-    return stb_easy_font_width(buf.data()) * scale;
-  }
-};
 
 // "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 x 10^k.
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -108,10 +53,14 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
   auto usable = [&](double x, double y) { return std::isfinite(x) && std::isfinite(y) && (!plot.log_y || y > 0); };
   for (const auto& s : plot.series) {
     DRIFTX_CHECK(s.x.size() == s.y.size(), "plot: series '{}' has {} x values but {} y values", s.name, s.x.size(), s.y.size());
+    DRIFTX_CHECK((s.y_lo.empty() && s.y_hi.empty()) || (s.y_lo.size() == s.y.size() && s.y_hi.size() == s.y.size()),
+                 "plot: series '{}' needs an error-bar end per point (or none)", s.name);
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!usable(s.x[i], s.y[i])) continue;
       xmin = std::min(xmin, s.x[i]), xmax = std::max(xmax, s.x[i]);
       ymin = std::min(ymin, fy(s.y[i])), ymax = std::max(ymax, fy(s.y[i]));
+      if (!s.y_lo.empty() && usable(s.x[i], s.y_lo[i])) ymin = std::min(ymin, fy(s.y_lo[i]));
+      if (!s.y_hi.empty() && usable(s.x[i], s.y_hi[i])) ymax = std::max(ymax, fy(s.y_hi[i]));
     }
   }
   DRIFTX_CHECK(std::isfinite(xmin) && std::isfinite(ymin), "plot '{}': no finite point to draw", plot.title);
@@ -175,6 +124,12 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
       if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
       const double x = X(se.x[i]), y = Y(se.y[i]);
       if (have_prev) cv.line(px, py, x, y, c, 3);
+      if (!se.y_lo.empty()) {  // error bar with caps; a non-positive lower end on a log axis: to the axis
+        const double lo = usable(se.x[i], se.y_lo[i]) ? Y(se.y_lo[i]) : bottom, hi = Y(se.y_hi[i]);
+        cv.line(x, lo, x, hi, c, 2);
+        cv.line(x - 6, lo, x + 6, lo, c, 2);
+        cv.line(x - 6, hi, x + 6, hi, c, 2);
+      }
       cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
       px = x, py = y, have_prev = true;
     }
@@ -183,9 +138,7 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
     cv.text(se.name, right - lw - 15, legend_y, kBlack);
     legend_y += 24;
   }
-  auto out = torch::empty({plot.height, plot.width, 3}, torch::kUInt8);
-  std::memcpy(out.data_ptr<uint8_t>(), cv.px.data(), cv.px.size());
-  return out;
+  return cv.image();
 }
 
 void write_line_plot(const std::string& path, const LinePlot& plot) { write_png(path, render_line_plot(plot)); }

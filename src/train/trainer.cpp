@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,11 +14,14 @@
 #include "driftx/features.h"
 #include "driftx/files.h"
 #include "driftx/image_io.h"
+#include "driftx/interrupt.h"
 #include "driftx/landmarks.h"
 #include "driftx/runtime.h"
 #include "driftx/sha256.h"
 #include "driftx/timing.h"
 #include "driftx/train.h"
+
+#include <torch/cuda.h>
 
 namespace driftx {
 
@@ -70,7 +74,11 @@ void read_config_field(const nlohmann::json& j, const char* key, T& out) {
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig c;
-  DRIFTX_CHECK(j.is_object(), "training configuration: expected a JSON object, got {}", j.type_name());
+  DRIFTX_CHECK(j.is_object(), "training configuration must be a JSON object, got {}", j.type_name());
+  const auto known = c.to_json();
+  for (const auto& [key, value] : j.items())  // "ranks": a record config.json keeps, never read back
+    DRIFTX_CHECK(known.contains(key) || key == "ranks",
+                 "training configuration: unknown key '{}' (misspelt? the keys are those of a run's config.json)", key);
   try {
 #define DRIFTX_GET(field) read_config_field(j, #field, c.field)
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
@@ -88,11 +96,24 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   return c;
 }
 
+const std::vector<std::string>& TrainConfig::learned_keys() {
+  static const std::vector<std::string> keys{
+      "dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class", "pos_per_class",
+      "temperatures", "affinity_floor", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
+      "landmark_strategy", "landmarks", "ridge", "repulsion", "noise_dim", "width", "lr", "warmup_steps",
+      "weight_decay", "grad_clip", "ema", "seed"};
+  return keys;
+}
+
 void TrainConfig::validate() const {
   DRIFTX_CHECK(method == "driftxpress" || method == "standard", "--method must be driftxpress or standard, got '{}'", method);
   DRIFTX_CHECK(classes_per_step >= 1 && gen_per_class >= 2, "need --classes-per-step >= 1 and --gen-per-class >= 2");
   DRIFTX_CHECK(pos_per_class >= 1, "--pos-per-class must be >= 1");
   DRIFTX_CHECK(landmarks >= 1, "--landmarks must be >= 1");
+  // Bounded so a typo is one line here, not an allocator failure after the data is loaded (width 1024
+  // is already 8x the SPEC prototype's 128 and ~40 M parameters).
+  DRIFTX_CHECK(width >= 8 && width <= 1024 && width % 8 == 0, "--width must be a multiple of 8 in [8, 1024], got {}", width);
+  DRIFTX_CHECK(noise_dim >= 1 && noise_dim <= 4096, "--noise-dim must be in [1, 4096], got {}", noise_dim);
   DRIFTX_CHECK(lr >= 0 && std::isfinite(lr), "--lr must be positive (or 0: the method's default)");
   DRIFTX_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1)");
   DRIFTX_CHECK(grad_clip >= 0 && warmup_steps >= 0 && weight_decay >= 0, "--grad-clip, --warmup and --weight-decay must be >= 0");
@@ -177,7 +198,28 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
   if (config_.lr == 0) config_.lr = default_learning_rate(config_.method);
   config_.validate();
   const auto t0 = Clock::now();
+  const std::string cache_dir = config_.cache_dir.empty()
+                                    ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
+                                    : config_.cache_dir;
+  // Before anything is loaded: a second process on this directory, or a resume without a checkpoint,
+  // is refused at once.
+  on_main_agreed([&] {
+    make_dirs(config_.out_dir);
+    lock_ = std::make_unique<DirectoryLock>(config_.out_dir, "run directory");
+    for (const auto& dir : {config_.out_dir, config_.out_dir + "/samples", cache_dir}) remove_stale_temp_files(dir);
+  });
+  const std::string ckpt = config_.out_dir + "/checkpoint.pt";
+  if (resume) {
+    DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
+    // Run-control fields (steps, budget, intervals) may change on resume; what is learned may not.
+    const auto stored = checkpoint_config(ckpt).to_json(), now = config_.to_json();
+    for (const auto& key : TrainConfig::learned_keys())
+      DRIFTX_CHECK(stored[key] == now[key], "--resume: checkpoint '{}' was trained with {} = {}, this run has {}", ckpt,
+                   key, stored[key].dump(), now[key].dump());
+  }
   data_ = load_dataset(config_.dataset, "train", config_.data_dir);
+  // The standard field's positives are gathered on the training device: one copy of the images there.
+  real_images_ = config_.method == "standard" ? data_.images.to(device_) : data_.images;
   if (!config_.conditional) config_.classes_per_step = 1;
   DRIFTX_CHECK(config_.classes_per_step <= data_.num_classes, "--classes-per-step {} exceeds the {} classes of {}",
                config_.classes_per_step, data_.num_classes, config_.dataset);
@@ -217,13 +259,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
     fixed_labels_ = config_.conditional ? torch::arange(rows).repeat_interleave(10) : torch::Tensor();
   }
 
-  if (comm_->is_main()) {
-    make_dirs(config_.out_dir);
-    make_dirs(config_.out_dir + "/samples");
-  }
-  const std::string cache_dir = config_.cache_dir.empty()
-                                    ? (std::filesystem::path(config_.out_dir).parent_path() / "cache").string()
-                                    : config_.cache_dir;
+  if (comm_->is_main()) make_dirs(config_.out_dir + "/samples");
   refuse_evaluator_features(parse_feature_groups(config_.features));
   for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
@@ -259,13 +295,13 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, name,
                                             tensor_fingerprint(bytes_to_tensor(key.dump())).substr(0, 8));
       // Rank 0 owns the cache: it loads and broadcasts, or every rank summarises its share of the data.
-      bool loaded = false;
+      bool loaded = false, cached = false;
       const auto ts = Clock::now();
       if (comm_->is_main() && std::filesystem::exists(cache)) {
         try {
           group->projected->load(cache, config_.landmark_strategy, fingerprint);
           loaded = true;
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {  // a corrupted cache is never used: rebuilt from the data
           std::cerr << "note: rebuilding summaries: " << e.what() << std::endl;
         }
       }
@@ -274,14 +310,20 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       } else {
         add_data_distributed(*group->projected, feats, config_.conditional ? data_.labels : torch::Tensor(), *comm_);
         if (comm_->is_main()) {
-          make_dirs(cache_dir);
-          group->projected->save(cache, config_.landmark_strategy, fingerprint);
+          // The cache only saves time: a failure to write it (full disk, read-only directory) is a note.
+          try {
+            make_dirs(cache_dir);
+            group->projected->save(cache, config_.landmark_strategy, fingerprint);
+            cached = true;
+          } catch (const std::exception& e) {
+            std::cerr << "note: could not cache summaries: " << e.what() << std::endl;
+          }
         }
       }
       summary_s_ += seconds_since(ts);
       if (comm_->is_main()) std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name, feats.size(1),
                                U.size(0), group->projected->scale(), group->projected->max_condition_number(),
-                               loaded ? "(from cache " + cache + ")" : "(built, cached at " + cache + ")");
+                               loaded ? "(from cache " + cache + ")" : cached ? "(built, cached at " + cache + ")" : "(built, not cached)");
     }
     groups_.push_back(std::move(group));
   }
@@ -289,21 +331,17 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
   // The time budget counts the precompute of a fresh run (equal-deadline comparisons); a resumed run
   // continues the clock stored in its checkpoint.
   elapsed_before_s_ = precompute_s_;
-  if (resume) {
-    const std::string ckpt = config_.out_dir + "/checkpoint.pt";
-    DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}'", ckpt);
-    load_checkpoint(ckpt);
-  }
+  if (resume) load_checkpoint(ckpt);
   // Same starting point on every rank (initialisation is seeded; this makes it exact).
   for (auto* g : {&generator_, &ema_}) {
     broadcast_tensors((*g)->parameters(), *comm_);
     broadcast_tensors((*g)->buffers(), *comm_);
   }
-  if (comm_->is_main()) {
+  on_main_agreed([&] {
     auto j = config_.to_json();
-    j["ranks"] = comm_->world_size();  // a record (rounding differs between rank counts); not read back
+    j["ranks"] = comm_->world_size();  // a record (rounding differs between rank counts); read back by --resume
     write_json(config_.out_dir + "/config.json", j);
-  }
+  });
 }
 
 torch::Tensor Trainer::share_rows(const torch::Tensor& batch) const {
@@ -345,6 +383,20 @@ void Trainer::average_gradients(StepStats& stats) {
 
 Trainer::~Trainer() = default;
 
+void Trainer::on_main_agreed(const std::function<void()>& write) {
+  std::string error;
+  if (comm_->is_main()) {
+    try {
+      write();
+    } catch (const std::exception& e) {
+      error = e.what();
+      error = error.substr(0, error.find('\n'));  // LibTorch appends a backtrace
+    }
+  }
+  if (comm_->any(!error.empty()))
+    fail("{}", comm_->is_main() ? error : fmt::format("rank {}: stopped because rank 0 failed (its error says why)", comm_->rank()));
+}
+
 Trainer::Batch Trainer::sample_batch() {
   const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
   Batch b;
@@ -374,10 +426,21 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   const auto& labels = batch.labels;
   const int64_t Nc = config_.classes_per_step, N = config_.gen_per_class;
   // Guidance: the unconditional real negatives of each row carry total weight (alpha - 1)(N - 1).
-  const auto mass = batch.alpha.defined() ? (batch.alpha.to(torch::kCPU) - 1) * static_cast<double>(N - 1) : torch::Tensor();
-  auto phi = image_features(images, group.name).to(torch::kCPU);
+  // Everything below stays on the images' device (issue 12): the fields fold their summaries there.
+  const auto mass = batch.alpha.defined() ? (batch.alpha.to(device_) - 1) * static_cast<double>(N - 1) : torch::Tensor();
+  auto tick = Clock::now();
+  // Adds the time since the last tick to a phase of this step (when stats are kept).
+  auto lap = [&](double StepPhases::*phase) {
+    if (!stats) return;
+    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
+    stats->phases.*phase += seconds_since(tick);
+    tick = Clock::now();
+  };
+  auto phi = image_features(images, group.name);
+  lap(&StepPhases::features);
   if (group.projected) {
     auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
+    lap(&StepPhases::fields);
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
     if (targets) targets->push_back(r.target);
     return r.loss;
@@ -393,19 +456,22 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     if (c < first || c >= first + share) continue;
     auto idx = pool.defined() ? pool.index_select(0, pick) : pick;
     torch::NoGradGuard no_grad;
-    pos.push_back(image_features(data_.images.index_select(0, idx), group.name));
+    pos.push_back(image_features(real_images_.index_select(0, idx.to(device_)), group.name));
   }
   StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
+  lap(&StepPhases::positives);
   if (mass.defined()) {
     // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U; drawn
     // for the whole batch on every rank (the RNGs stay in step), encoded for this rank's classes.
     const int64_t U = config_.guidance_negatives;
     auto pick = torch::randint(data_.size(), {Nc, U}, rng_, torch::kLong).narrow(0, first, share).reshape({-1});
     torch::NoGradGuard no_grad;
-    in.negatives = image_features(data_.images.index_select(0, pick), group.name).reshape({share, U, -1});
+    in.negatives = image_features(real_images_.index_select(0, pick.to(device_)), group.name).reshape({share, U, -1});
     in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
+    lap(&StepPhases::positives);
   }
   auto r = group.standard->compute(in, comm_->sum_reducer());
+  lap(&StepPhases::fields);
   if (targets) targets->push_back(r.goal.reshape({share * N, -1}) * r.coord_scale);
   return r.loss;
 }
@@ -420,7 +486,14 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   StepStats stats;
   generator_->train();
   const Batch batch{z, labels, alpha};
+  auto tick = Clock::now();
+  auto lap = [&](double StepPhases::*phase) {
+    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
+    stats.phases.*phase += seconds_since(tick);
+    tick = Clock::now();
+  };
   auto images = generate(generator_, share_batch(batch));
+  lap(&StepPhases::generator);
   torch::Tensor loss;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto l = group_loss(g, images, batch, &stats, nullptr);
@@ -428,6 +501,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
     loss = loss.defined() ? loss + l : l;
   }
   stats.loss = loss.item<double>();
+  tick = Clock::now();  // group_loss kept its own laps
   if (!std::isfinite(stats.loss)) {
     const bool saved = std::filesystem::exists(config_.out_dir + "/checkpoint.pt");
     fail("loss became {} at step {}: stopping; {} (try a lower --lr)", stats.loss, step_ + 1,
@@ -438,11 +512,13 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   loss.backward();
+  lap(&StepPhases::backward);
   average_gradients(stats);  // before clipping: every rank clips and steps the same gradient
   if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(generator_->parameters(), config_.grad_clip);
   optimizer_->step();
   ++step_;
   update_ema();
+  lap(&StepPhases::optimizer);
   stats.step = step_;
   stats.step_seconds = seconds_since(t0);
   return stats;
@@ -474,7 +550,7 @@ double Trainer::loss_against(const torch::Tensor& z, const torch::Tensor& labels
   auto images = generate(generator_, share_batch({z, labels, alpha}));
   double total = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {
-    auto phi = image_features(images, groups_[g]->name).to(torch::kCPU);
+    auto phi = image_features(images, groups_[g]->name);
     // Targets are in each field's scaled coordinates; compare in the same coordinates.
     const double s = groups_[g]->projected ? groups_[g]->projected->scale() : 1.0;
     total += (phi / s - targets[g]).pow(2).mean().item<double>();
@@ -520,16 +596,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   std::istringstream in(read_checkpoint_bytes(path));
   torch::serialize::InputArchive archive, gen_ar, ema_ar, opt_ar;
   archive.load_from(in);
-  torch::Tensor cfg, step, elapsed, rng;
-  archive.read("config", cfg);
-  const auto stored = TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
-  // Run-control fields (steps, budget, intervals) may change on resume; what is learned may not.
-  for (const char* key : {"dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class",
-                          "pos_per_class", "temperatures", "guidance", "guidance_negatives", "alpha_max", "alpha_power", "landmark_strategy", "landmarks", "ridge", "noise_dim",
-                          "width", "seed"})
-    DRIFTX_CHECK(stored.to_json()[key] == config_.to_json()[key],
-                 "--resume: checkpoint '{}' was trained with {} = {}, this run has {}", path, key,
-                 stored.to_json()[key].dump(), config_.to_json()[key].dump());
+  torch::Tensor step, elapsed, rng;
   archive.read("generator", gen_ar);
   archive.read("ema", ema_ar);
   archive.read("optimizer", opt_ar);
@@ -542,6 +609,15 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = step.item<int64_t>();
   elapsed_before_s_ = elapsed.item<double>();
   rng_.set_state(rng);
+}
+
+TrainConfig checkpoint_config(const std::string& checkpoint_path) {
+  std::istringstream in(read_checkpoint_bytes(checkpoint_path));
+  torch::serialize::InputArchive archive;
+  archive.load_from(in);
+  torch::Tensor cfg;
+  archive.read("config", cfg);
+  return TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
 }
 
 Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config) {
@@ -571,15 +647,62 @@ Generator load_generator(const std::string& checkpoint_path, bool ema, Generator
 
 // ---- the loop -------------------------------------------------------------------------------------
 
+namespace {
+
+// log.jsonl: one JSON object per line, each appended with one write() and checked, so a full disk is
+// an error (not half a line and training going on).
+class StepLog {
+ public:
+  // resume_step > 0: keep the lines up to that step (a killed run logged steps after its last
+  // checkpoint, which the resumed run trains and logs again) and drop a torn last line.
+  StepLog(std::string path, int64_t resume_step) : path_(std::move(path)) {
+    if (resume_step > 0 && std::filesystem::exists(path_)) {
+      std::istringstream in(read_file(path_));
+      std::string kept, line;
+      while (std::getline(in, line)) {
+        const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= resume_step)
+          kept += line + "\n";
+      }
+      write_file_atomic(path_, kept);
+    }
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (resume_step > 0 ? 0 : O_TRUNC), 0644);
+    DRIFTX_CHECK(fd_ >= 0, "cannot write '{}': {}", path_, std::strerror(errno));
+  }
+  ~StepLog() { ::close(fd_); }
+  void append(const nlohmann::json& entry) {
+    const std::string line = entry.dump() + "\n";
+    ssize_t n;
+    do n = ::write(fd_, line.data(), line.size()); while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(line.size())) {
+      const std::string why = n < 0 ? std::strerror(errno) : "short write (disk full?)";
+      if (n > 0) {  // a torn line must not stay behind as the log's last line
+        const off_t end = ::lseek(fd_, 0, SEEK_END);
+        if (::ftruncate(fd_, end - n) != 0) {
+          // the error below stops the run either way; a resume drops the torn line
+        }
+      }
+      fail("cannot write '{}': {}; training stopped, the last checkpoint is kept", path_, why);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
 int64_t Trainer::run(const std::atomic<bool>* stop) {
   const auto t0 = Clock::now();
   const double budget = config_.time_budget_s;
   const bool tty = isatty(fileno(stdout));
-  // A resumed run appends to its log; a fresh run in an old directory starts a new one. Rank 0 writes.
+  // A resumed run appends to its log (cut back to the checkpoint's step first: the steps after it are
+  // trained again); a fresh run in an old directory starts a new one. Rank 0 writes.
   const bool main = comm_->is_main();
-  std::ofstream log;
-  if (main) log.open(config_.out_dir + "/log.jsonl", step_ > 0 ? std::ios::app : std::ios::trunc);
-  DRIFTX_CHECK(!main || log.good(), "cannot write '{}/log.jsonl'", config_.out_dir);
+  const std::string log_path = config_.out_dir + "/log.jsonl";
+  std::unique_ptr<StepLog> log;
+  on_main_agreed([&] { log = std::make_unique<StepLog>(log_path, step_); });
   const std::string ckpt = config_.out_dir + "/checkpoint.pt";
   auto elapsed = [&] { return elapsed_before_s_ + seconds_since(t0); };
   if (config_.steps == 0 && budget == 0) fail("no stopping rule: give --steps N or --time-budget T");
@@ -595,28 +718,30 @@ int64_t Trainer::run(const std::atomic<bool>* stop) {
     ++done;
     ++steps_since;
     interval_s += s.step_seconds;
-    if (main && (step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps))) {
-      const double per_step = interval_s / static_cast<double>(steps_since);
-      const double ips = static_cast<double>(config_.classes_per_step * config_.gen_per_class) / std::max(per_step, 1e-9);
-      nlohmann::json groups;
-      for (size_t g = 0; g < groups_.size(); ++g) groups[groups_[g]->name] = s.group_loss[g];
-      log << nlohmann::json{{"step", step_}, {"wall_s", elapsed()}, {"loss", s.loss}, {"loss_per_group", groups},
-                            {"images_per_s", ips}, {"clamped_fraction", s.clamped_fraction},
-                            {"step_s", per_step}}
-                 .dump()
-          << std::endl;
-      double remaining = std::numeric_limits<double>::infinity();
-      if (config_.steps > 0) remaining = (config_.steps - step_) * per_step;
-      if (budget > 0) remaining = std::min(remaining, budget - elapsed());
-      const std::string line = fmt::format("step {}{} loss {:.4f} {:.0f} img/s clamped {:.3f} ETA {}", step_,
-                                           config_.steps > 0 ? fmt::format("/{}", config_.steps) : "", s.loss, ips,
-                                           s.clamped_fraction, format_eta(remaining));
-      if (tty) std::cout << "\r" << line << "\033[K" << std::flush; else std::cout << line << std::endl;
-      steps_since = 0, interval_s = 0;
-    }
-    if (main && config_.sample_every > 0 && step_ % config_.sample_every == 0)
-      write_samples(fmt::format("{}/samples/step_{:07d}.png", config_.out_dir, step_), generator_);
-    if (main && config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) write_checkpoint(ckpt, elapsed());
+    const bool log_due = step_ % config_.log_every == 0 || (config_.steps > 0 && step_ == config_.steps);
+    const bool sample_due = config_.sample_every > 0 && step_ % config_.sample_every == 0;
+    const bool checkpoint_due = config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0;
+    if (log_due || sample_due || checkpoint_due) on_main_agreed([&] {
+      if (log_due) {
+        const double per_step = interval_s / static_cast<double>(steps_since);
+        const double ips = static_cast<double>(config_.classes_per_step * config_.gen_per_class) / std::max(per_step, 1e-9);
+        nlohmann::json groups;
+        for (size_t g = 0; g < groups_.size(); ++g) groups[groups_[g]->name] = s.group_loss[g];
+        log->append(nlohmann::json{{"step", step_}, {"wall_s", elapsed()}, {"loss", s.loss}, {"loss_per_group", groups},
+                                   {"images_per_s", ips}, {"clamped_fraction", s.clamped_fraction}, {"step_s", per_step}});
+        double remaining = std::numeric_limits<double>::infinity();
+        if (config_.steps > 0) remaining = (config_.steps - step_) * per_step;
+        if (budget > 0) remaining = std::min(remaining, budget - elapsed());
+        const std::string line = fmt::format("step {}{} loss {:.4f} {:.0f} img/s clamped {:.3f} ETA {}", step_,
+                                             config_.steps > 0 ? fmt::format("/{}", config_.steps) : "", s.loss, ips,
+                                             s.clamped_fraction, format_eta(remaining));
+        if (tty) std::cout << "\r" << line << "\033[K" << std::flush; else std::cout << line << std::endl;
+        steps_since = 0, interval_s = 0;
+      }
+      if (sample_due) write_samples(fmt::format("{}/samples/step_{:07d}.png", config_.out_dir, step_), generator_);
+      if (checkpoint_due) write_checkpoint(ckpt, elapsed());
+    });
+    crash_point("step");
   }
   elapsed_before_s_ = elapsed();
   if (!main) return done;

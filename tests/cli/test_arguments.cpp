@@ -1,9 +1,7 @@
-// Argument checks of the driftx CLI (issue 14, defects 2, 7, 8, 12, 13): each bad value is refused in one
+// Argument checks of the driftx CLI (issue 14, defects 2, 7, 8, 10, 12, 13): each bad value is refused in one
 // line naming the flag, before any data, checkpoint or dataset is read (the checkpoint paths below do not
 // exist, so a check that ran too late would report the missing file instead). Every case ran to exit 0
 // or gave a misleading message before these checks.
-#include <cstdlib>
-
 #include <torch/torch.h>
 
 #include "driftx/files.h"
@@ -21,16 +19,7 @@ struct BadArgs {
 
 void PrintTo(const BadArgs& c, std::ostream* os) { *os << c.name; }
 
-class CliArguments : public testing_support::TempDirTest {
- protected:
-  // Runs the binary on `args` ({dir}: this test's directory); returns its exit status and stderr+stdout.
-  std::pair<int, std::string> run(std::string args) {
-    for (size_t at; (at = args.find("{dir}")) != std::string::npos;) args.replace(at, 5, dir_.string());
-    const std::string out = path("out.txt");
-    const int rc = std::system((std::string(DRIFTX_BINARY) + " " + args + " > " + out + " 2>&1").c_str());
-    return {rc, read_file(out)};
-  }
-};
+using CliArguments = testing_support::CliTest;
 
 class CliBadArguments : public CliArguments, public ::testing::WithParamInterface<BadArgs> {};
 
@@ -61,6 +50,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "classes must lie in [0, 10), got [0, 10]"},
         BadArgs{"StepsBeyondInt64", "train --steps 99999999999999999999 --out {dir}/run", "--steps must be <= 1e12"},
         BadArgs{"NegativeCheckpointEvery", "train --steps 1 --checkpoint-every -1 --out {dir}/run", "--checkpoint-every must be >= 0"},
+        BadArgs{"WidthBeyondMemory", "train --steps 1 --width 1000000 --out {dir}/run", "--width must be a multiple of 8 in [8, 1024]"},
+        BadArgs{"NoiseDimBeyondMemory", "train --steps 1 --noise-dim 100000000 --out {dir}/run", "--noise-dim must be in [1, 4096]"},
+        BadArgs{"SamplesBeyondMemory", "sample --ckpt {dir}/none.pt --out {dir}/g.npy --n 100000000000", "--n must be in [1, 1000000]"},
         BadArgs{"ZeroProjectedScale",
                 "field projected --gen {dir}/none.npy --data {dir}/none.npy --out-drift {dir}/d.npy --out-target {dir}/t.npy --scale 0",
                 "--scale must be a positive number"}),

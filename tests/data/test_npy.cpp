@@ -71,7 +71,7 @@ TEST_F(Npy, RoundTripsDtypesAndShapes) {
       EXPECT_TRUE(back.is_contiguous());
       EXPECT_TRUE(torch::equal(back, t));
       EXPECT_EQ(slurp(p).size() % 64, (t.numel() * t.element_size()) % 64) << "data not 64-byte aligned";
-      EXPECT_FALSE(fs::exists(p + ".tmp"));
+      EXPECT_TRUE(testing_support::temp_files_in(dir_).empty());
     }
   }
 }

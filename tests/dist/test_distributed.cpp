@@ -368,8 +368,10 @@ TEST_P(DistributedTraining, AveragedGradientOfTwoRanksIsTheWholeBatchGradient) {
   std::vector<std::vector<torch::Tensor>> g2(2), p2(2);
   std::vector<double> loss2(2);
   std::vector<int> same_init(2, 0);
+  auto c2 = c;
+  c2.out_dir = path("run2");  // `single` holds run/ (one trainer per run directory)
   on_ranks(2, [&](int r, const std::shared_ptr<Communicator>& comm) {
-    Trainer t(c, false, comm);
+    Trainer t(c2, false, comm);
     // Both ranks are built at once on threads sharing LibTorch's global generator: the seeded
     // initialisation must still give the single run's weights (the Trainer serialises it).
     auto p = t.generator()->parameters(), q = initial->parameters();

@@ -111,6 +111,71 @@ TEST(Plot, DrawsAxesLegendAndOneColouredLinePerSeries) {
   EXPECT_THROW(render_line_plot(mismatch), Error);
 }
 
+TEST(Plot, ErrorBarsAddPixelsAndMustMatchThePoints) {
+  LinePlot p;
+  p.series = {{"m", {1, 2, 3}, {10, 20, 15}}};
+  const auto plain = count_colour(render_line_plot(p), series_colour(0));
+  p.series[0].y_lo = {5, 12, 14};
+  p.series[0].y_hi = {15, 28, 16};
+  // Bars of 10, 16 and 2 FID units (plus caps) in the series' colour: more of it than without.
+  EXPECT_GT(count_colour(render_line_plot(p), series_colour(0)), plain + 50);
+  p.series[0].y_hi = {15, 28};
+  EXPECT_THROW(render_line_plot(p), Error);
+}
+
+// --seeds K: the report's numbers are means over the seeds with the sample std, per method.
+TEST(Compare, SeveralSeedsReportMeanAndSpread) {
+  CompareConfig cc;
+  cc.time_budget_s = 180, cc.eval_every_s = 60, cc.seeds = 2, cc.seed = 4;
+  CompareResult r;
+  r.runs.push_back({"standard", {}, curve({900, 500, 300}), 1, 1000, 300, 4});
+  r.runs.push_back({"standard", {}, curve({700, 300, 200}), 3, 1200, 310, 5});
+  r.runs.push_back({"driftxpress", {}, curve({400, 200, 100}), 10, 900, 250, 4});
+  r.runs.push_back({"driftxpress", {}, curve({600, 250, 140}), 12, 1100, 270, 5});
+  const auto s = summarize_runs(cc.methods, r.runs);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].mean.method, "standard");
+  EXPECT_DOUBLE_EQ(s[0].mean.curve[0].fid, 800);
+  EXPECT_DOUBLE_EQ(s[0].fid_std[0], std::sqrt(2.0) * 100);  // sample std of {900, 700}
+  EXPECT_DOUBLE_EQ(s[1].mean.curve[2].fid, 120);
+  EXPECT_DOUBLE_EQ(s[1].mean.images_per_s, 1000);
+  EXPECT_EQ(s[1].mean.steps, 260);
+  EXPECT_EQ(s[1].final_fids, (std::vector<double>{100, 140}));
+  const auto md = comparison_report(cc, r);
+  // Means with their spread; driftxpress's mean curve (500, 225, 120) reaches standard's mean final 250 at 2m.
+  EXPECT_NE(md.find("| standard | 305 | 1100 | 2.0 | 800.0 ± 141.4 | 400.0 ± 141.4 | 250.0 ± 70.7 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| driftxpress | 260 | 1000 | 11.0 | 500.0 ± 141.4 | 225.0 ± 35.4 | 120.0 ± 28.3 | 0.900 | 120s | 1.50x |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("- driftxpress: 100.0, 140.0"), std::string::npos) << md;
+  EXPECT_NE(md.find("2 training seeds (4..5)"), std::string::npos) << md;
+  cc.seeds = 0;
+  EXPECT_THROW(cc.validate(), Error);
+}
+
+TEST(Compare, SeedsRunEachMethodOncePerSeedInItsOwnDirectory) {
+  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte")) GTEST_SKIP() << "MNIST not found";
+  CompareConfig cc;
+  cc.out_dir = (std::filesystem::path(testing::TempDir()) / "driftx_compare_seeds").string();
+  std::filesystem::remove_all(cc.out_dir);
+  cc.methods = {"driftxpress"};
+  cc.seeds = 2, cc.seed = 7;
+  cc.time_budget_s = cc.eval_every_s = 3;
+  cc.n_eval = 100;
+  cc.base.features = "pool4";
+  cc.base.classes_per_step = 2, cc.base.gen_per_class = 6, cc.base.width = 16, cc.base.noise_dim = 8;
+  cc.overrides["driftxpress"] = {{"landmarks", 40}};
+  const auto r = run_comparison(cc);
+  ASSERT_EQ(r.runs.size(), 2u);
+  EXPECT_EQ(r.runs[0].seed, 7u);
+  EXPECT_EQ(r.runs[1].seed, 8u);
+  EXPECT_EQ(r.runs[1].config["seed"], 8);
+  for (uint64_t seed : {7, 8})
+    EXPECT_TRUE(std::filesystem::exists(cc.out_dir + "/driftxpress/seed-" + std::to_string(seed) + "/checkpoint.pt"));
+  EXPECT_NE(r.runs[0].curve.back().fid, r.runs[1].curve.back().fid);  // other seeds, other generators
+  EXPECT_NE(read_file(cc.out_dir + "/report.md").find(" ± "), std::string::npos);
+  EXPECT_EQ(read_json(cc.out_dir + "/compare.json")["runs"][1]["seed"], 8);
+}
+
 TEST(Compare, TinyEqualWallClockRunOnMnist) {
   if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte")) GTEST_SKIP() << "MNIST not found";
   CompareConfig cc;

@@ -55,7 +55,7 @@ TEST(Fid, NonCommutingCovariancesMatchReferenceSqrtm) {
 TEST(Fid, GaussianSamplesApproachTheClosedForm) {
   auto mu1 = f64({0.5, -1.0}), mu2 = f64({1.5, 0.25});
   auto s1 = mat({2.0, 0.6, 0.6, 1.0}, 2), s2 = mat({1.0, -0.4, -0.4, 3.0}, 2);
-  auto x = gaussian(40000, mu1, torch::linalg::cholesky(s1), 1), y = gaussian(40000, mu2, torch::linalg::cholesky(s2), 2);
+  auto x = gaussian(40000, mu1, torch::linalg_cholesky(s1), 1), y = gaussian(40000, mu2, torch::linalg_cholesky(s2), 2);
   // Sampling error of ~1/sqrt(n) per moment: 0.05 on a value of 3.6 is a few standard errors.
   EXPECT_NEAR(fid(x, y), 3.6173188564958974, 0.05);
   EXPECT_NEAR(fid(x.to(torch::kFloat32), y.to(torch::kFloat32)), 3.6173188564958974, 0.05);

@@ -2,11 +2,15 @@
 // explicit per-shard maps), and against the exact full-data attraction.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <cstdio>
 
 #include "driftx/error.h"
+#include "driftx/files.h"
 #include "driftx/kernel.h"
 #include "driftx/projected_field.h"
+#include "test_support.h"
 
 using namespace driftx;
 
@@ -261,6 +265,79 @@ TEST(ProjectedField, CacheRoundTripAndRejectsOtherConfiguration) {
   }
   EXPECT_THROW(loaded.load(path + ".missing", "given", fp), Error);
   std::remove(path.c_str());
+}
+
+// Issue 14, defect 3: the cache carries a checksum of its sums. A value overwritten inside an
+// otherwise valid archive (1e30, NaN, one changed bit: what a bad disk or a stray write leaves) is
+// refused as corrupted, and a flipped byte anywhere in the file is refused or changes nothing: a cache
+// never silently gives other summaries.
+TEST(ProjectedField, CorruptedCacheIsRefusedNeverUsed) {
+  auto d = make_data(200, 5, 2, 20, 8, 9);
+  ProjectedFieldConfig cfg;
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {2, 1}, std::nullopt, cfg);
+  const std::string path = testing::TempDir() + "/driftx_cache_corrupt.pt", bad = path + ".bad";
+  const auto fp = tensor_fingerprint(d.Y);
+  field.save(path, "given", fp);
+  const auto expected = field.compute(d.X, d.xlab).target;
+  ProjectedField loaded(d.U, d.ulab, {2, 1}, field.scale(), cfg);
+  for (const double value : {1e30, std::nan(""), -1.0}) {
+    torch::serialize::InputArchive in;
+    std::istringstream archive(read_file_with_crc(path, "summary cache"));  // inside the CRC footer
+    in.load_from(archive);
+    torch::serialize::OutputArchive out;
+    torch::Tensor header;
+    in.read("header", header);
+    out.write("header", header);  // the header and its checksum as they were
+    for (size_t k = 0; k < cfg.temperatures.size(); ++k)
+      for (const char* name : {"ksum", "kysum", "counts"}) {
+        const auto key = "s0_t" + std::to_string(k) + "_" + name;
+        torch::Tensor t;
+        in.read(key, t);
+        t = t.clone();
+        if (k == 1 && std::string(name) == "kysum")  // -1: flip the sign bit of one entry
+          t.view(-1)[3] = value == -1.0 ? -t.view(-1)[3] : torch::scalar_tensor(value, t.options());
+        out.write(key, t);
+      }
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    write_file_with_crc(bad, bytes.str());  // a valid footer: the sums' own checksum must catch it
+    testing_support::expect_error([&] { loaded.load(bad, "given", fp); }, {"is corrupted", bad});
+  }
+  const std::string bytes = read_file(path);
+  int refused = 0;
+  // ~150 positions spread over the file (every byte would take a minute: each load parses an archive).
+  for (size_t at = 0; at < bytes.size(); at += bytes.size() / 150 + 1) {
+    std::string flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x10);
+    write_file_atomic(bad, flipped);
+    try {
+      loaded.load(bad, "given", fp);
+    } catch (const Error&) {
+      ++refused;
+      continue;
+    }
+    ASSERT_TRUE(torch::equal(loaded.compute(d.X, d.xlab).target, expected)) << "byte " << at << " flipped, accepted";
+  }
+  EXPECT_GT(refused, 0);
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
+
+// Issue 14, defect 6: S is summed in one fixed order, so it is the same bit for bit whatever the thread
+// count; the summary cache's header holds it, so `driftx launch --nproc 2` (1 thread per rank) and a
+// plain run (2 threads) must agree or each rebuilds the other's cache (0.72606977063 vs ...223 before).
+TEST(ProjectedField, FeatureScaleIsTheSameForAnyThreadCount) {
+  torch::manual_seed(0);
+  const auto Y = torch::rand({20000, 49}), U = Y.narrow(0, 0, 300);
+  const int threads = at::get_num_threads();
+  std::vector<double> scales;
+  for (int n : {1, 2, 3}) {
+    at::set_num_threads(n);
+    scales.push_back(projected_feature_scale(Y, U));
+  }
+  at::set_num_threads(threads);
+  EXPECT_EQ(scales[0], scales[1]);
+  EXPECT_EQ(scales[0], scales[2]);
 }
 
 TEST(ProjectedField, AttractionOnTheDataMatchesExactWithAllSamplesAsLandmarks) {
@@ -520,4 +597,50 @@ TEST(ExactAttraction, StreamedMatchesDirectFloat64IncludingFarQueries) {
       EXPECT_LT(rel_err(got[t], w.matmul(f64(d.Y))), 1e-5) << "per_class=" << per_class << " t=" << t;
     }
   }
+}
+
+// Class batching (issue 12): the batched products over class-major blocks compute the same sums as the
+// per-class loop, in another order. Tolerance: a distance from the matmul form |x|^2 + |y|^2 - 2 x.y
+// carries rounding ~ k u |x|^2 (k ~ 4 for these short products, |x|^2 <= ~100 here: 2.4e-5 in d^2, so
+// ~1.2e-5 / d in d); the kernel exp(-d / tau_eff) turns it into a relative weight error of that over
+// tau_eff (0.02 sqrt(12) = 0.069: x14), ~2e-4 for d ~ 1; ratios and the drift normalisation keep the
+// order, the difference attraction - repulsion can amplify it a few times. 1e-3 relative L2 leaves that
+// margin and still catches a block matched to the wrong class (O(1)).
+TEST(ProjectedField, BatchedClassBlocksMatchThePerClassLoop) {
+  torch::manual_seed(12);
+  const int64_t C = 4, D = 12, n_real = 800;
+  auto labels = torch::arange(n_real) % C;
+  auto real = torch::randn({n_real, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 2.0;
+  auto U_idx = torch::randperm(n_real).narrow(0, 0, 90);
+  const auto block = [](std::vector<int64_t> classes, int64_t n) {
+    return torch::tensor(classes, torch::kLong).repeat_interleave(n);
+  };
+  for (auto repulsion : {Repulsion::Exact, Repulsion::Projected}) {
+    ProjectedFieldConfig loop, batched;
+    loop.repulsion = batched.repulsion = repulsion;
+    loop.class_batching = ClassBatching::Loop;
+    batched.class_batching = ClassBatching::Batched;
+    auto make = [&](const ProjectedFieldConfig& pc) {
+      return build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx), {C, 1},
+                                   std::nullopt, pc);
+    };
+    auto a = make(loop), b = make(batched);
+    // Consecutive classes (summaries used in place), shuffled ones (gathered), and a layout that is not
+    // blocks (interleaved: the batched field falls back to the loop, bit for bit).
+    for (const auto& q : {block({0, 1, 2, 3}, 5), block({2, 0, 3}, 5), torch::tensor({0, 1, 0, 1, 2, 2}, torch::kLong)}) {
+      auto x = torch::randn({q.numel(), D}) * 1.5 + q.to(torch::kFloat32).unsqueeze(1) * 2.0;
+      auto mass = torch::rand({q.numel()}) * 3.0;
+      auto ra = a.compute(x, q, mass), rb = b.compute(x, q, mass);
+      const double rel = (rb.drift - ra.drift).norm().item<double>() / ra.drift.norm().item<double>();
+      EXPECT_LT(rel, 1e-3) << "labels " << q;
+      if (q.numel() == 6) EXPECT_TRUE(torch::equal(ra.drift, rb.drift)) << "the non-block layout must take the loop";
+    }
+  }
+  // The free function too, with guidance-free extra = none.
+  auto x = torch::randn({15, D});
+  auto q = block({3, 1, 2}, 5);
+  const std::vector<double> taus{0.1, 0.5};
+  auto l = exact_repulsions(x, q, taus, 1e-8, nullptr, false), bt = exact_repulsions(x, q, taus, 1e-8, nullptr, true);
+  for (size_t t = 0; t < taus.size(); ++t)
+    EXPECT_LT((bt[t] - l[t]).norm().item<double>() / l[t].norm().item<double>(), 1e-5);
 }

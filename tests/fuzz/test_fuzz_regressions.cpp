@@ -52,7 +52,7 @@ TEST_F(FuzzRegressions, TrainConfigIntegersMustBeIntegersInRange) {
   expect_error([] { TrainConfig::from_json(nlohmann::json::parse(R"({"seed": -1})")); }, {"'seed'", "non-negative"});
   expect_error([] { TrainConfig::from_json(nlohmann::json::parse(R"({"landmarks": 18446744073709551615})")); },
                {"'landmarks'"});
-  expect_error([] { TrainConfig::from_json(nlohmann::json::parse("[1, 2]")); }, {"expected a JSON object"});
+  expect_error([] { TrainConfig::from_json(nlohmann::json::parse("[1, 2]")); }, {"must be a JSON object"});
   const auto c = TrainConfig::from_json(nlohmann::json::parse(R"({"steps": 7, "seed": 18446744073709551615})"));
   EXPECT_EQ(c.steps, 7);
   EXPECT_EQ(c.seed, UINT64_MAX);

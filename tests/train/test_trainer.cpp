@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "driftx/data.h"
 #include "driftx/error.h"
@@ -11,6 +12,7 @@
 #include "driftx/image_io.h"
 #include "driftx/parse.h"
 #include "driftx/train.h"
+#include "test_support.h"
 
 using namespace driftx;
 
@@ -191,11 +193,15 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
     b.run();
   }
   part.steps = 4;
-  Trainer c(part, /*resume=*/true);
-  EXPECT_EQ(c.step_count(), 2);
-  c.run();
-  EXPECT_EQ(c.step_count(), 4);
-  EXPECT_EQ(log_lines(part.out_dir), 4);  // the resumed run appended to the log
+  std::vector<torch::Tensor> pc, ec;
+  {
+    Trainer c(part, /*resume=*/true);
+    EXPECT_EQ(c.step_count(), 2);
+    c.run();
+    EXPECT_EQ(c.step_count(), 4);
+    EXPECT_EQ(log_lines(part.out_dir), 4);  // the resumed run appended to the log
+    pc = params_of(c.generator()), ec = params_of(c.ema_generator());
+  }
   {
     auto fresh = part;
     fresh.steps = 1;
@@ -203,13 +209,115 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
     d.run();
     EXPECT_EQ(log_lines(part.out_dir), 1);
   }
-  auto pa = params_of(a.generator()), pc = params_of(c.generator());
-  auto ea = params_of(a.ema_generator()), ec = params_of(c.ema_generator());
+  auto pa = params_of(a.generator()), ea = params_of(a.ema_generator());
   ASSERT_EQ(pa.size(), pc.size());
   for (size_t i = 0; i < pa.size(); ++i) {
     EXPECT_TRUE(torch::equal(pa[i], pc[i])) << "parameter " << i;
     EXPECT_TRUE(torch::equal(ea[i], ec[i])) << "EMA parameter " << i;
   }
+}
+
+// Issue 14, defect 7: a killed run logged the steps after its last checkpoint (and maybe half a line);
+// the resumed run trains those steps again, so the log is cut back to the checkpoint's step first.
+TEST(Trainer, ResumeLogsEveryStepOnce) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  auto dir = fresh_dir("log_once");
+  auto cfg = tiny("driftxpress", dir);
+  cfg.steps = 2;
+  Trainer(cfg).run();
+  {
+    std::ofstream log(cfg.out_dir + "/log.jsonl", std::ios::app);
+    log << "{\"step\":3,\"loss\":1.0}\n{\"step\":4,\"lo";  // what a kill after step 3 leaves
+  }
+  cfg.steps = 4;
+  Trainer(cfg, /*resume=*/true).run();
+  std::ifstream log(cfg.out_dir + "/log.jsonl");
+  std::vector<int64_t> steps;
+  for (std::string line; std::getline(log, line);) steps.push_back(nlohmann::json::parse(line).at("step").get<int64_t>());
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
+// Issue 14, defect 7: a log line that cannot be written (here /dev/full: ENOSPC, as on a full disk) stops
+// the run with one line; it used to write half lines and train on.
+TEST(Trainer, LogWriteFailureStopsTheRun) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  auto dir = fresh_dir("log_full");
+  auto cfg = tiny("standard", dir);
+  cfg.steps = 3;
+  std::filesystem::create_directories(cfg.out_dir);
+  std::filesystem::create_symlink("/dev/full", cfg.out_dir + "/log.jsonl");
+  Trainer t(cfg);
+  testing_support::expect_error([&] { t.run(); }, {"cannot write '" + cfg.out_dir + "/log.jsonl'", "No space left on device"});
+  EXPECT_EQ(t.step_count(), 1);
+}
+
+// Issue 14, defect 9: the summary cache only saves time; when it cannot be written the run goes on
+// with a note, and no temporary is left behind.
+TEST(Trainer, SummaryCacheWriteFailureIsANote) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  auto dir = fresh_dir("cache_fail");
+  auto cfg = tiny("driftxpress", dir);
+  cfg.steps = 1;
+  std::filesystem::create_directories(dir);
+  write_file_atomic(dir + "/file", "not a directory");
+  cfg.cache_dir = dir + "/file/cache";  // cannot be created
+  testing::internal::CaptureStderr();
+  Trainer t(cfg);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("note: could not cache summaries: cannot create directory"), std::string::npos) << err;
+  EXPECT_EQ(t.run(), 1);
+  EXPECT_TRUE(testing_support::temp_files_in(dir).empty());
+}
+
+// Issue 14, defect 3: a cache whose sums were damaged (NaN here, which used to fail every later run
+// with "loss became nan") is refused with a note and rebuilt: the run trains as with a fresh cache.
+TEST(Trainer, CorruptedSummaryCacheIsRebuilt) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  auto dir = fresh_dir("cache_corrupt");
+  auto cfg = tiny("driftxpress", dir);
+  cfg.steps = 1;
+  double fresh_loss = 0;
+  torch::manual_seed(5);
+  const auto z = torch::randn({cfg.classes_per_step * cfg.gen_per_class, cfg.noise_dim});
+  const auto labels = torch::arange(cfg.classes_per_step).repeat_interleave(cfg.gen_per_class);
+  { fresh_loss = Trainer(cfg).drift_targets(z, labels).first; }
+  int corrupted = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cfg.cache_dir)) {
+    torch::serialize::InputArchive in;
+    std::istringstream archive(read_file_with_crc(entry.path().string(), "summary cache"));  // inside the CRC footer
+    in.load_from(archive);
+    torch::serialize::OutputArchive out;
+    for (const auto& key : in.keys()) {
+      torch::Tensor t;
+      in.read(key, t);
+      if (key == "s0_t0_kysum") t = t.clone().fill_(std::nan("")), ++corrupted;
+      out.write(key, t);
+    }
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    write_file_with_crc(entry.path().string(), bytes.str());  // a valid footer: the sums' checksum must catch it
+  }
+  ASSERT_GT(corrupted, 0);
+  testing::internal::CaptureStderr();
+  Trainer again(cfg);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("note: rebuilding summaries"), std::string::npos) << err;
+  EXPECT_NE(err.find("is corrupted"), std::string::npos) << err;
+  EXPECT_EQ(again.drift_targets(z, labels).first, fresh_loss);
+}
+
+// Issue 14, defects 4 and 10: a second trainer on a directory in use is refused, and a resume without a
+// checkpoint is refused before the precompute (no summaries built, no cache written).
+TEST(Trainer, RefusesABusyDirectoryAndAResumeWithoutCheckpointAtOnce) {
+  if (!have_mnist()) GTEST_SKIP() << "MNIST not found";
+  auto dir = fresh_dir("busy");
+  auto cfg = tiny("driftxpress", dir);
+  cfg.steps = 1;
+  testing_support::expect_error([&] { Trainer(cfg, /*resume=*/true); }, {"--resume: no checkpoint at"});
+  EXPECT_FALSE(std::filesystem::exists(cfg.cache_dir)) << "the precompute ran before the refusal";
+  Trainer first(cfg);
+  testing_support::expect_error([&] { Trainer second(cfg); }, {"is in use by another driftx process"});
 }
 
 TEST(Trainer, RejectsCorruptedAndTruncatedCheckpoints) {

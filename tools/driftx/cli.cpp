@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "driftx/error.h"
+#include "driftx/interrupt.h"
 #include "driftx/runtime.h"
 
 namespace driftx::cli {
@@ -30,6 +31,9 @@ void refuse_negative_seeds(CLI::App& app) {
   }
 }
 
+// LibTorch messages can run over several lines (and a C++ backtrace): the first line says what failed.
+std::string first_line(const std::string& message) { return message.substr(0, message.find('\n')); }
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -53,9 +57,11 @@ int run(int argc, char** argv) {
   add_evaluator_command(app);
   add_compare_command(app);
   add_launch_command(app);
+  add_lab_command(app);
   refuse_negative_seeds(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });
+  install_interrupt_handlers();  // Ctrl-C / SIGTERM: one line, exit 130 / 143, no partial files
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -67,14 +73,24 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "error: " << e.what() << " (see driftx --help)" << std::endl;
     return 2;
+  } catch (const Interrupted& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 128 + e.signal();
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return 1;
   } catch (const c10::Error& e) {
-    std::cerr << "error: " << e.what_without_backtrace() << std::endl;
+    const std::string msg = first_line(e.what_without_backtrace());
+    if (msg.find("can't allocate memory") != std::string::npos)
+      std::cerr << "error: out of memory: " << msg << " (use smaller sizes, e.g. --n or --width)" << std::endl;
+    else
+      std::cerr << "error: " << msg << std::endl;
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory (use smaller sizes, e.g. --n or --width)" << std::endl;
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << std::endl;
+    std::cerr << "error: " << first_line(e.what()) << std::endl;
     return 1;
   }
   return 0;

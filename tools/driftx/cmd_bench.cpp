@@ -12,6 +12,7 @@ void add_bench_command(CLI::App& app) {
   driftx::bench::add_bench_field(*bench);
   driftx::bench::add_bench_train_step(*bench);
   driftx::bench::add_bench_dist(*bench);
+  driftx::bench::add_bench_cost_model(*bench);
 }
 
 }  // namespace driftx::cli

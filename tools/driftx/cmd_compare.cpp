@@ -37,6 +37,8 @@ void add_compare_command(CLI::App& app) {
   cmd->add_option("--method-config", a.overrides, "METHOD:FILE.json: settings of one method (e.g. a search's "
                                                   "winner); repeatable");
   cmd->add_option("--seed", c.seed, "Seed of every run and evaluation")->capture_default_str();
+  cmd->add_option("--seeds", c.seeds, "Training seeds per method (--seed, --seed + 1, ...): the report shows mean "
+                                      "+- std, the plot error bars")->capture_default_str();
   cmd->add_option("--search-min-accuracy", c.search_min_accuracy, "The search keeps the lowest FID among candidates "
                                                                   "with at least this class accuracy")
       ->capture_default_str();

@@ -1,4 +1,5 @@
 // driftx fidelity: the projected attraction against the exact full-data attraction on a real dataset.
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 #include <iostream>
 
 #include "commands.h"

@@ -1,7 +1,9 @@
 // driftx train: a one-step generator with the standard or the DriftXpress field.
-#include <csignal>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 
 #include <fmt/ranges.h>
 
@@ -9,6 +11,7 @@
 #include "driftx/distributed.h"
 #include "driftx/error.h"
 #include "driftx/files.h"
+#include "driftx/interrupt.h"
 #include "driftx/parse.h"
 #include "driftx/runtime.h"
 #include "driftx/train.h"
@@ -17,9 +20,6 @@ namespace driftx::cli {
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void on_sigint(int) { g_stop.store(true); }
-
 struct TrainArgs {
   TrainConfig config;
   std::string temps, time_budget, config_file, dist_timeout = "120s";
@@ -27,12 +27,79 @@ struct TrainArgs {
   int ranks = 0;
 };
 
+// Each flag of `train` that sets a configuration key, with the key's name in config.json: "--gen-per-class"
+// sets gen_per_class, and a few flags are named otherwise.
+std::vector<std::pair<CLI::Option*, std::string>> configuration_flags(CLI::App& cmd) {
+  static const std::map<std::string, std::string> renamed{{"--unconditional", "conditional"}, {"--temps", "temperatures"},
+                                                          {"--warmup", "warmup_steps"}, {"--time-budget", "time_budget_s"},
+                                                          {"--out", "out_dir"}};
+  static const std::set<std::string> not_keys{"--help", "--config", "--resume", "--ranks", "--dist-timeout"};
+  const auto keys = TrainConfig{}.to_json();
+  std::vector<std::pair<CLI::Option*, std::string>> out;
+  for (auto* option : cmd.get_options()) {
+    if (option->get_lnames().empty()) continue;
+    const std::string flag = "--" + option->get_lnames().front();
+    if (not_keys.count(flag)) continue;
+    std::string key = renamed.count(flag) ? renamed.at(flag) : flag.substr(2);
+    std::replace(key.begin(), key.end(), '-', '_');
+    DRIFTX_CHECK(keys.contains(key), "driftx train: flag {} names no configuration key (add it to configuration_flags)", flag);
+    out.emplace_back(option, key);
+  }
+  return out;
+}
+
+// The configuration a run uses. Without --config or --resume: the flags. With --config FILE: the file,
+// then every flag given on the command line (CLI11 counts them, so a flag equal to its default wins
+// too). With --resume: <out>/config.json (the checkpoint's configuration for an older directory), then
+// the run-control flags given; a given flag that would change what is learned is refused.
+TrainConfig resolve_config(TrainArgs& a, const std::vector<std::pair<CLI::Option*, std::string>>& keyed,
+                           CLI::Option* ranks_option) {
+  TrainConfig flags = a.config;
+  if (!a.temps.empty()) flags.temperatures = parse_temperatures(a.temps);
+  if (a.unconditional) flags.conditional = false;
+  if (!a.time_budget.empty()) flags.time_budget_s = parse_duration(a.time_budget);
+  if (!a.resume && a.config_file.empty()) return flags;
+  nlohmann::json base;
+  std::string source;
+  if (a.resume) {
+    DRIFTX_CHECK(a.config_file.empty(), "--resume reads the run's own configuration ({}/config.json): drop --config",
+                 flags.out_dir);
+    const std::string ckpt = flags.out_dir + "/checkpoint.pt", file = flags.out_dir + "/config.json";
+    DRIFTX_CHECK(std::filesystem::exists(ckpt), "--resume: no checkpoint at '{}' (was the run started with this --out?)", ckpt);
+    source = std::filesystem::exists(file) ? file : ckpt;
+    base = source == file ? read_json(file) : checkpoint_config(ckpt).to_json();
+    if (ranks_option->count() == 0 && base.contains("ranks") && base["ranks"].is_number_integer())
+      a.ranks = base["ranks"].get<int>();  // the same rank count: bit-for-bit continuation
+  } else {
+    source = a.config_file;
+    base = read_json(a.config_file);
+  }
+  try {
+    base = TrainConfig::from_json(base).to_json();  // unknown keys refused by name
+  } catch (const Error& e) {
+    fail("{}: {}", source, e.what());
+  }
+  const auto given = flags.to_json();
+  const auto& learned = TrainConfig::learned_keys();
+  std::vector<std::string> conflicts;
+  for (const auto& [option, key] : keyed) {
+    if (option->count() == 0) continue;
+    if (a.resume && std::find(learned.begin(), learned.end(), key) != learned.end() && given[key] != base[key])
+      conflicts.push_back(fmt::format("{} {} (the run has {})", option->get_name(), given[key].dump(), base[key].dump()));
+    base[key] = given[key];
+  }
+  DRIFTX_CHECK(conflicts.empty(), "--resume: {} would change what {} trained; drop {} to continue the run as it was",
+               fmt::join(conflicts, ", "), source, conflicts.size() == 1 ? "it" : "them");
+  if (a.resume) base["out_dir"] = flags.out_dir;  // the directory given, wherever the run was first written
+  return TrainConfig::from_json(base);
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   static TrainArgs a;
   auto& c = a.config;
-  auto* cmd = app.add_subcommand("train", "Train a one-step generator (Ctrl-C saves a checkpoint and exits)");
+  auto* cmd = app.add_subcommand("train", "Train a one-step generator (Ctrl-C saves a checkpoint and exits with 130)");
   cmd->add_option("--config", a.config_file, "JSON configuration (e.g. a run's config.json); flags override it");
   cmd->add_option("--dataset", c.dataset, "mnist or fashion-mnist")->capture_default_str();
   cmd->add_option("--data-dir", c.data_dir, "Dataset directory (default $DRIFTX_DATA_DIR or ./data)");
@@ -72,32 +139,21 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--sample-every", c.sample_every, "PNG sample grid every N steps (0 = only at the end)")->capture_default_str();
   cmd->add_option("--checkpoint-every", c.checkpoint_every, "Checkpoint every N steps")->capture_default_str();
   cmd->add_option("--out", c.out_dir, "Run directory (config.json, log.jsonl, checkpoint.pt, samples/)")->capture_default_str();
-  cmd->add_flag("--resume", a.resume, "Continue from <out>/checkpoint.pt");
+  cmd->add_flag("--resume", a.resume, "Continue from <out>/checkpoint.pt with the run's config.json (flags given may "
+                                      "change run control: --steps, --time-budget, intervals, --device)");
   cmd->add_option("--seed", c.seed, "Seed (same seed + config = same numbers)")->capture_default_str();
   cmd->add_option("--device", c.device, "cpu, cuda or auto (with several ranks, cuda means cuda:LOCAL_RANK)")->capture_default_str();
-  cmd->add_option("--ranks", a.ranks, "Data-parallel ranks inside this process, as threads sharing the cores (0: one "
-                                      "per core, the largest that divides the classes per step; 1: off). Ignored "
-                                      "under driftx launch / torchrun, which set the ranks")->capture_default_str();
+  auto* ranks_option =
+      cmd->add_option("--ranks", a.ranks, "Data-parallel ranks inside this process, as threads sharing the cores (0: one "
+                                          "per core, the largest that divides the classes per step; 1: off). Ignored "
+                                          "under driftx launch / torchrun, which set the ranks")->capture_default_str();
   cmd->add_option("--dist-timeout", a.dist_timeout, "Several ranks (RANK/WORLD_SIZE set, e.g. by driftx launch): how long "
                                                     "to wait for the rendezvous or a collective before failing")->capture_default_str();
-  cmd->callback([cmd] {
-    TrainConfig config = a.config;
-    if (!a.config_file.empty()) {
-      // File first, then every flag given explicitly on the command line wins.
-      auto merged = TrainConfig::from_json(read_json(a.config_file)).to_json();
-      const auto flags = a.config.to_json(), defaults = TrainConfig{}.to_json();
-      for (auto& [key, value] : flags.items())
-        if (value != defaults[key]) merged[key] = value;
-      config = TrainConfig::from_json(merged);
-    }
-    if (!a.temps.empty()) config.temperatures = parse_temperatures(a.temps);
-    if (a.unconditional) config.conditional = false;
-    if (!a.time_budget.empty()) config.time_budget_s = parse_duration(a.time_budget);
+  cmd->callback([cmd, ranks_option] {
+    TrainConfig config = resolve_config(a, configuration_flags(*cmd), ranks_option);
     if (config.steps == 0 && config.time_budget_s == 0)
       fail("no stopping rule: give --steps N or --time-budget T (e.g. 10m)");
     config.validate();  // once, before any rank starts: one error line, nothing loaded
-    std::signal(SIGINT, on_sigint);
-    std::signal(SIGTERM, on_sigint);
     const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(parse_duration(a.dist_timeout, "--dist-timeout") * 1e3));
     DRIFTX_CHECK(a.ranks >= 0, "--ranks must be >= 0 (0: one per core), got {}", a.ranks);
     // One process per rank (torchrun conventions), or, without RANK/WORLD_SIZE, ranks as threads of
@@ -115,6 +171,7 @@ void add_train_command(CLI::App& app) {
       comms = connect_local_ranks(world, timeout);
     }
     const int world = launched ? 1 : static_cast<int>(comms.size());
+    int64_t final_step = 0;
     on_local_threads(world, [&](int r) {
       auto comm = comms[r];
       TrainConfig rank_config = config;
@@ -129,8 +186,15 @@ void add_train_command(CLI::App& app) {
         std::cout << fmt::format("training {} on {} ({}), out {} (precompute {:.1f}s)\n", rank_config.method,
                                  rank_config.dataset, rank_config.conditional ? "class-conditional" : "unconditional",
                                  rank_config.out_dir, trainer.precompute_seconds());
-      trainer.run(&g_stop);
+      // Ctrl-C / SIGTERM while training: finish the step, save a checkpoint, then stop (exit 130 / 143).
+      GracefulStop graceful;
+      trainer.run(&stop_flag());
+      if (r == 0) final_step = trainer.step_count();
     });
+    if (const int sig = interrupt_signal())
+      throw Interrupted(sig, fmt::format("interrupted by {} at step {}: checkpoint saved in {}; continue with "
+                                         "driftx train --out {} --resume", signal_name(sig), final_step,
+                                         config.out_dir, config.out_dir));
   });
 }
 

@@ -21,6 +21,7 @@ void add_eval_command(CLI::App& app);
 void add_evaluator_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
 void add_launch_command(CLI::App& app);   // local ranks of a distributed job
+void add_lab_command(CLI::App& app);      // 2-D lab: fields, flows, fixed points against rank
 
 int run(int argc, char** argv);
 

@@ -1,0 +1,136 @@
+// Fields and training steps on a non-default device (issue 12): the same computation with CUDA tensors
+// as with CPU tensors. Skipped, with a message, where LibTorch sees no CUDA device (every CI machine here);
+// run on a GPU machine with `build/driftx_tests --gtest_filter='*OnCuda*'` (BENCHMARKS.md, "GPU").
+//
+// Tolerance (all three tests): float32 throughout, TF32 switched off so cuBLAS/cuDNN round like the CPU
+// (u = 6e-8 per operation). The two devices differ only in summation order, so each distance differs by
+// about sqrt(D) u |x||y| / d relative (D <= 784 here: ~2e-6 / d). The kernel exponent multiplies a
+// distance error by d / tau_eff <= 1 / tau for the standard field's normalised distances (tau = 0.02:
+// a factor 50) and by d / (tau sqrt(D)) for the projected one, so kernel weights differ by <= ~1e-4
+// relative; ratios of weighted sums and the drift normalisation keep that order. The generator's
+// forward (a few convolutions, ~1e-6) adds less. 2e-3 relative L2 leaves a margin of ~20 over it while
+// still catching a wrong device path (a missing shift or a different summary differs by O(1)).
+#include <torch/torch.h>
+
+#include "driftx/data.h"
+#include "driftx/projected_field.h"
+#include "driftx/standard_field.h"
+#include "driftx/train.h"
+#include "test_support.h"
+
+namespace driftx {
+namespace {
+
+constexpr double kRelTol = 2e-3;
+
+double rel_l2(const torch::Tensor& a, const torch::Tensor& ref) {
+  auto r = ref.to(torch::kCPU, torch::kFloat64);
+  return (a.to(torch::kCPU, torch::kFloat64) - r).norm().item<double>() / r.norm().item<double>();
+}
+
+class OnCuda : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available())
+      GTEST_SKIP() << "no CUDA device visible to LibTorch: the device path is checked on a GPU machine only";
+    // Round like the CPU: TF32 would add ~1e-3 relative error per product and hide nothing we test.
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
+  const torch::Device cuda{torch::kCUDA};
+};
+
+TEST_F(OnCuda, ProjectedFieldMatchesTheCpuAndKeepsItsResultOnTheDevice) {
+  torch::manual_seed(5);
+  const int64_t C = 3, D = 16, n = 600, B = 24;
+  auto labels = torch::arange(n) % C;
+  auto real = torch::randn({n, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 3.0;
+  auto U_idx = torch::randperm(n).narrow(0, 0, 90);
+  for (auto repulsion : {Repulsion::Exact, Repulsion::Projected}) {
+    ProjectedFieldConfig pc;
+    pc.repulsion = repulsion;
+    auto field = build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx),
+                                       {C, 1}, std::nullopt, pc);
+    auto x = torch::randn({B, D}) * 2.0;
+    auto q = torch::arange(B) % C;
+    auto mass = torch::rand({B}) * 5.0;  // guidance: the all-data sums and extra negatives too
+    auto cpu = field.compute(x, q, mass);
+    auto gpu_x = x.to(cuda).requires_grad_(true);
+    auto gpu = field.compute(gpu_x, q, mass);  // labels and mass given on the CPU are moved by the field
+    EXPECT_TRUE(gpu.drift.is_cuda());
+    EXPECT_TRUE(gpu.target.is_cuda());
+    EXPECT_LT(rel_l2(gpu.drift, cpu.drift), kRelTol);
+    EXPECT_NEAR(gpu.loss.item<double>(), cpu.loss.item<double>(), kRelTol * cpu.loss.item<double>());
+    gpu.loss.backward();
+    ASSERT_TRUE(gpu_x.grad().defined());
+    EXPECT_TRUE(gpu_x.grad().is_cuda());
+    // And back: the field refolds for CPU queries after serving CUDA ones.
+    EXPECT_LT(rel_l2(field.compute(x, q, mass).drift, cpu.drift), 1e-6);
+  }
+}
+
+TEST_F(OnCuda, StandardFieldMatchesTheCpu) {
+  torch::manual_seed(6);
+  StandardFieldConfig sc;
+  StandardField field(sc);
+  StandardFieldInput in{torch::randn({3, 20, 32}), torch::randn({3, 40, 32}) + 0.5, torch::randn({3, 8, 32}),
+                        torch::full({3}, 0.7)};
+  auto cpu = field.compute(in);
+  StandardFieldInput g{in.generated.to(cuda), in.positives.to(cuda), in.negatives.to(cuda), in.negative_weight};
+  auto gpu = field.compute(g);
+  EXPECT_TRUE(gpu.drift.is_cuda());
+  EXPECT_LT(rel_l2(gpu.drift, cpu.drift), kRelTol);
+  EXPECT_NEAR(gpu.coord_scale, cpu.coord_scale, 1e-5 * cpu.coord_scale);
+}
+
+// One training step of each method on CUDA from the same initial weights and batch as on the CPU.
+class OnCudaTrainer : public OnCuda, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
+  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
+      !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
+    GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
+  const auto dir = std::filesystem::path(testing::TempDir()) / ("driftx_cuda_" + GetParam());
+  std::filesystem::remove_all(dir);
+  auto config = [&](const std::string& device) {
+    TrainConfig c;
+    c.method = GetParam();
+    c.features = "pool4,mean_std";
+    c.classes_per_step = 3;
+    c.gen_per_class = 8;
+    c.pos_per_class = 16;
+    c.landmarks = 60;
+    c.width = 16;
+    c.noise_dim = 8;
+    c.guidance = true;
+    c.sample_every = c.checkpoint_every = 0;
+    c.out_dir = (dir / device).string();
+    c.cache_dir = (dir / "cache").string();
+    c.seed = 4;
+    c.device = device;
+    return c;
+  };
+  Trainer cpu(config("cpu")), gpu(config("cuda"));
+  torch::manual_seed(9);
+  auto z = torch::randn({24, 8});
+  auto labels = torch::tensor({1, 4, 7}, torch::kLong).repeat_interleave(8);
+  auto alpha = torch::tensor({1.0f, 2.5f, 4.0f}).repeat_interleave(8);
+  auto [loss_cpu, targets_cpu] = cpu.drift_targets(z, labels, alpha);
+  auto [loss_gpu, targets_gpu] = gpu.drift_targets(z, labels, alpha);
+  ASSERT_EQ(targets_cpu.size(), targets_gpu.size());
+  for (size_t g = 0; g < targets_cpu.size(); ++g) {
+    EXPECT_TRUE(targets_gpu[g].is_cuda()) << "group " << g;
+    EXPECT_LT(rel_l2(targets_gpu[g], targets_cpu[g]), kRelTol) << "group " << g;
+  }
+  EXPECT_NEAR(loss_gpu, loss_cpu, kRelTol * loss_cpu);
+  // A full step (backward, clipping, AdamW, EMA) runs on the device and gives a finite loss.
+  auto s = gpu.step_on(z, labels, alpha);
+  EXPECT_TRUE(std::isfinite(s.loss));
+  EXPECT_NEAR(s.loss, cpu.step_on(z, labels, alpha).loss, kRelTol * s.loss);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, OnCudaTrainer, ::testing::Values("driftxpress", "standard"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace driftx
