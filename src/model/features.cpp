@@ -27,17 +27,21 @@ bool is_torchscript(const std::string& group) { return group.rfind(kTorchScript,
 
 // Encoders are loaded once per path and device (on the images' device: a GPU run encodes on the GPU)
 // and kept frozen (eval mode, no parameter gradients).
+std::map<std::string, torch::jit::Module> encoder_cache;
+std::mutex encoder_mutex;
+
 torch::jit::Module& encoder(const std::string& path, const torch::Device& device) {
-  static std::map<std::string, torch::jit::Module> cache;
-  static std::mutex mutex;
-  std::lock_guard<std::mutex> lock(mutex);
+  auto& cache = encoder_cache;
+  std::lock_guard<std::mutex> lock(encoder_mutex);
   const std::string key = path + "@" + device.str();
   auto it = cache.find(key);
   if (it == cache.end()) {
     torch::jit::Module m;
+    // c10::Error for a bad archive, torch::jit::ErrorReport (a std::exception) for damaged code in it
+    // (found by fuzz/fuzz_torchscript_features).
     try {
       m = torch::jit::load(path, device);
-    } catch (const c10::Error&) {
+    } catch (const std::exception&) {
       fail("feature encoder '{}' cannot be loaded as TorchScript: export it with torch.jit.script(...).save(path)", path);
     }
     m.eval();
@@ -48,17 +52,36 @@ torch::jit::Module& encoder(const std::string& path, const torch::Device& device
 }
 
 std::vector<torch::Tensor> encoder_outputs(const std::string& path, const torch::Tensor& images) {
-  auto out = encoder(path, images.device()).forward({images});
+  c10::IValue out;
+  try {
+    out = encoder(path, images.device()).forward({images});
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // the module's own failure: one line naming the encoder
+    fail("feature encoder '{}' failed on images of shape {}: {}", path, shape_str(images.sizes()), exception_line(e));
+  }
   std::vector<torch::Tensor> maps;
   if (out.isTensor()) maps.push_back(out.toTensor());
   else if (out.isTensorList()) for (const auto& t : out.toTensorList()) maps.push_back(t);
-  else if (out.isList()) for (const auto& v : out.toListRef()) maps.push_back(v.toTensor());
-  else if (out.isTuple()) for (const auto& v : out.toTupleRef().elements()) maps.push_back(v.toTensor());
+  else if (out.isList()) for (const auto& v : out.toListRef()) maps.push_back(v.isTensor() ? v.toTensor() : torch::Tensor());
+  else if (out.isTuple()) for (const auto& v : out.toTupleRef().elements()) maps.push_back(v.isTensor() ? v.toTensor() : torch::Tensor());
   else fail("feature encoder '{}' must return a tensor or a list/tuple of tensors", path);
+  for (size_t k = 0; k < maps.size(); ++k) {
+    DRIFTX_CHECK(maps[k].defined(), "feature encoder '{}' must return a tensor or a list/tuple of tensors (output {} is not one)",
+                 path, k);
+    DRIFTX_CHECK(maps[k].dim() >= 2 && maps[k].size(0) == images.size(0),
+                 "feature encoder '{}': output {} has shape {}, expected one row per image ({} x ...)", path, k,
+                 shape_str(maps[k].sizes()), images.size(0));
+  }
   return maps;
 }
 
 }  // namespace
+
+void clear_feature_encoders() {
+  std::lock_guard<std::mutex> lock(encoder_mutex);
+  encoder_cache.clear();
+}
 
 std::vector<std::string> expand_feature_groups(const std::vector<std::string>& groups, const torch::Tensor& probe) {
   std::vector<std::string> out;

@@ -68,25 +68,31 @@ void ProjectedField::save(const std::string& path, const std::string& landmark_s
     }
   std::ostringstream bytes;
   archive.save_to(bytes);
-  write_file_atomic(path, bytes.str());
+  write_file_with_crc(path, bytes.str());
 }
 
 void ProjectedField::load(const std::string& path, const std::string& landmark_strategy,
                           const std::string& data_fingerprint) {
+  // The CRC footer first (a damaged archive made LibTorch allocate gigabytes); then LibTorch reports a
+  // bad archive with c10::Error or, for damaged TorchScript code inside it, torch::jit::ErrorReport (a
+  // std::exception): both become one driftx::Error, which the trainer answers by rebuilding the
+  // summaries (both found by fuzz/fuzz_summary_cache).
+  std::istringstream bytes(read_file_with_crc(path, "summary cache"));
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(bytes);
   } catch (const std::exception&) {
     fail("summary cache '{}' is missing or not a driftx summary cache: delete it to rebuild", path);
   }
+  auto try_read = [&](const std::string& key, torch::Tensor& out) {
+    try {
+      return archive.try_read(key, out);
+    } catch (const std::exception&) {
+      fail("summary cache '{}' is corrupt (cannot read {}): delete it to rebuild", path, key);
+    }
+  };
   torch::Tensor raw;
-  bool has_header = false;
-  try {
-    has_header = archive.try_read("header", raw);
-  } catch (const c10::Error&) {
-    fail("summary cache '{}' is corrupted (unreadable header): delete it to rebuild", path);
-  }
-  DRIFTX_CHECK(has_header, "summary cache '{}' has no header: delete it to rebuild", path);
+  DRIFTX_CHECK(try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
   nlohmann::json got;
   try {
     got = nlohmann::json::parse(tensor_to_bytes(raw));
@@ -103,16 +109,13 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
     for (size_t t = 0; t < read[k].size(); ++t) {
       const auto key = fmt::format("s{}_t{}_", k, t);
       DataSummary s;
-      try {
-        DRIFTX_CHECK(archive.try_read(key + "ksum", s.ksum) && archive.try_read(key + "kysum", s.kysum) &&
-                         archive.try_read(key + "counts", s.counts),
-                     "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
-      } catch (const c10::Error&) {
-        fail("summary cache '{}' is corrupted (unreadable {}): delete it to rebuild", path, key);
-      }
-      DRIFTX_CHECK(s.kysum.sizes() == read[k][t].kysum.sizes() && s.ksum.sizes() == read[k][t].ksum.sizes() &&
-                       s.counts.sizes() == read[k][t].counts.sizes(),
-                   "summary cache '{}' has wrong shapes", path);
+      DRIFTX_CHECK(try_read(key + "ksum", s.ksum) && try_read(key + "kysum", s.kysum) && try_read(key + "counts", s.counts),
+                   "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
+      auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+        return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type();
+      };
+      DRIFTX_CHECK(same(s.ksum, read[k][t].ksum) && same(s.kysum, read[k][t].kysum) && same(s.counts, read[k][t].counts),
+                   "summary cache '{}' has wrong shapes or types: delete it to rebuild", path);
       read[k][t] = s;
     }
   DRIFTX_CHECK(got.contains("checksum") && got["checksum"] == checksum_of(read),

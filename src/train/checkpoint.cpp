@@ -1,5 +1,7 @@
 // Checkpoint container: archive bytes + footer "DXCK" | uint64 length | uint32 crc32, so a truncated or
-// bit-flipped file is detected before LibTorch tries to parse it.
+// bit-flipped file is detected before LibTorch tries to parse it. Summary caches use the same footer:
+// LibTorch's archive reader trusts the sizes inside a damaged archive (it allocated and touched
+// gigabytes on a fuzzed cache, fuzz/fuzz_summary_cache), so nothing unchecked reaches it.
 #include <zlib.h>
 
 #include <cstring>
@@ -22,6 +24,12 @@ uint32_t crc_of(const std::string& bytes) {
 }  // namespace
 
 void write_checkpoint_bytes(const std::string& path, const std::string& archive_bytes) {
+  write_file_with_crc(path, archive_bytes);
+}
+
+std::string read_checkpoint_bytes(const std::string& path) { return read_file_with_crc(path, "checkpoint"); }
+
+void write_file_with_crc(const std::string& path, const std::string& archive_bytes) {
   std::string out = archive_bytes;
   const uint64_t n = archive_bytes.size();
   const uint32_t crc = crc_of(archive_bytes);
@@ -31,18 +39,18 @@ void write_checkpoint_bytes(const std::string& path, const std::string& archive_
   write_file_atomic(path, out);
 }
 
-std::string read_checkpoint_bytes(const std::string& path) {
+std::string read_file_with_crc(const std::string& path, const std::string& what) {
   const std::string bytes = read_file(path);
   DRIFTX_CHECK(bytes.size() >= kFooter && std::memcmp(bytes.data() + bytes.size() - kFooter, kMagic, 4) == 0,
-               "checkpoint '{}' is truncated or not a driftx checkpoint (no footer)", path);
+               "{} '{}' is truncated or not a driftx {} (no footer)", what, path, what);
   uint64_t n = 0;
   uint32_t crc = 0;
   std::memcpy(&n, bytes.data() + bytes.size() - 12, 8);
   std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
-  DRIFTX_CHECK(n == bytes.size() - kFooter, "checkpoint '{}' is truncated: {} bytes recorded, {} present", path, n,
+  DRIFTX_CHECK(n == bytes.size() - kFooter, "{} '{}' is truncated: {} bytes recorded, {} present", what, path, n,
                bytes.size() - kFooter);
   std::string archive = bytes.substr(0, n);
-  DRIFTX_CHECK(crc_of(archive) == crc, "checkpoint '{}' is corrupted: checksum mismatch", path);
+  DRIFTX_CHECK(crc_of(archive) == crc, "{} '{}' is corrupted: checksum mismatch", what, path);
   return archive;
 }
 

@@ -53,6 +53,25 @@ nlohmann::json TrainConfig::to_json() const {
           {"seed", seed}, {"device", device}};
 }
 
+namespace {
+// One field of a configuration file. Integers must be JSON integers in the field's range: nlohmann
+// converts 1e30 to int64 with undefined behaviour and -1 to uint64 as 2^64 - 1 (found by
+// fuzz/fuzz_train_config). Other types keep nlohmann's own checks (type_error, reported below).
+template <typename T>
+void read_config_field(const nlohmann::json& j, const char* key, T& out) {
+  const auto it = j.find(key);
+  if (it == j.end()) return;
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const bool in_range = it->is_number_integer() &&
+                          (std::is_signed_v<T> ? !it->is_number_unsigned() || it->template get<uint64_t>() <= uint64_t(INT64_MAX)
+                                               : it->is_number_unsigned());
+    DRIFTX_CHECK(in_range, "training configuration: '{}' must be {} integer, got {}", key,
+                 std::is_signed_v<T> ? "a 64-bit" : "a non-negative 64-bit", it->dump());
+  }
+  out = it->template get<T>();
+}
+}  // namespace
+
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig c;
   DRIFTX_CHECK(j.is_object(), "training configuration must be a JSON object, got {}", j.type_name());
@@ -61,7 +80,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     DRIFTX_CHECK(known.contains(key) || key == "ranks",
                  "training configuration: unknown key '{}' (misspelt? the keys are those of a run's config.json)", key);
   try {
-#define DRIFTX_GET(field) c.field = j.value(#field, c.field)
+#define DRIFTX_GET(field) read_config_field(j, #field, c.field)
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
     DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(temperatures);
     DRIFTX_GET(affinity_floor); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
@@ -603,17 +622,27 @@ TrainConfig checkpoint_config(const std::string& checkpoint_path) {
 
 Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config) {
   std::istringstream in(read_checkpoint_bytes(checkpoint_path));
-  torch::serialize::InputArchive archive, gen_ar;
-  archive.load_from(in);
-  torch::Tensor gc;
-  archive.read("generator_config", gc);
-  auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_to_bytes(gc)));
-  Generator g(cfg);
-  archive.read(ema ? "ema" : "generator", gen_ar);
-  g->load(gen_ar);
-  g->eval();
-  if (config) *config = cfg;
-  return g;
+  // Past the checksum, an archive not written by driftx can still fail in LibTorch (c10::Error, or
+  // torch::jit::ErrorReport for damaged code) or in the JSON parser: one line naming the file
+  // (found by fuzz/fuzz_checkpoint).
+  try {
+    torch::serialize::InputArchive archive, gen_ar;
+    archive.load_from(in);
+    torch::Tensor gc;
+    archive.read("generator_config", gc);
+    auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_to_bytes(gc)));
+    Generator g(cfg);
+    archive.read(ema ? "ema" : "generator", gen_ar);
+    g->load(gen_ar);
+    g->eval();
+    if (config) *config = cfg;
+    return g;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("checkpoint '{}' has a valid checksum but cannot be read ({}): was it written by driftx?", checkpoint_path,
+         exception_line(e));
+  }
 }
 
 // ---- the loop -------------------------------------------------------------------------------------

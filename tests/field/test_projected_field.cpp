@@ -2,6 +2,8 @@
 // explicit per-shard maps), and against the exact full-data attraction.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <cstdio>
 
 #include "driftx/error.h"
@@ -280,7 +282,8 @@ TEST(ProjectedField, CorruptedCacheIsRefusedNeverUsed) {
   ProjectedField loaded(d.U, d.ulab, {2, 1}, field.scale(), cfg);
   for (const double value : {1e30, std::nan(""), -1.0}) {
     torch::serialize::InputArchive in;
-    in.load_from(path);
+    std::istringstream archive(read_file_with_crc(path, "summary cache"));  // inside the CRC footer
+    in.load_from(archive);
     torch::serialize::OutputArchive out;
     torch::Tensor header;
     in.read("header", header);
@@ -295,7 +298,9 @@ TEST(ProjectedField, CorruptedCacheIsRefusedNeverUsed) {
           t.view(-1)[3] = value == -1.0 ? -t.view(-1)[3] : torch::scalar_tensor(value, t.options());
         out.write(key, t);
       }
-    out.save_to(bad);
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    write_file_with_crc(bad, bytes.str());  // a valid footer: the sums' own checksum must catch it
     testing_support::expect_error([&] { loaded.load(bad, "given", fp); }, {"is corrupted", bad});
   }
   const std::string bytes = read_file(path);

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "driftx/data.h"
 #include "driftx/error.h"
@@ -284,7 +285,8 @@ TEST(Trainer, CorruptedSummaryCacheIsRebuilt) {
   int corrupted = 0;
   for (const auto& entry : std::filesystem::directory_iterator(cfg.cache_dir)) {
     torch::serialize::InputArchive in;
-    in.load_from(entry.path().string());
+    std::istringstream archive(read_file_with_crc(entry.path().string(), "summary cache"));  // inside the CRC footer
+    in.load_from(archive);
     torch::serialize::OutputArchive out;
     for (const auto& key : in.keys()) {
       torch::Tensor t;
@@ -292,7 +294,9 @@ TEST(Trainer, CorruptedSummaryCacheIsRebuilt) {
       if (key == "s0_t0_kysum") t = t.clone().fill_(std::nan("")), ++corrupted;
       out.write(key, t);
     }
-    out.save_to(entry.path().string());
+    std::ostringstream bytes;
+    out.save_to(bytes);
+    write_file_with_crc(entry.path().string(), bytes.str());  // a valid footer: the sums' checksum must catch it
   }
   ASSERT_GT(corrupted, 0);
   testing::internal::CaptureStderr();
