@@ -1,6 +1,7 @@
 // The equal-wall-clock comparison: its bookkeeping on synthetic curves, the plot it draws, and one
 // tiny end-to-end run on MNIST (seconds).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -155,7 +156,8 @@ TEST(Compare, SeveralSeedsReportMeanAndSpread) {
 TEST(Compare, SeedsRunEachMethodOncePerSeedInItsOwnDirectory) {
   if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte")) GTEST_SKIP() << "MNIST not found";
   CompareConfig cc;
-  cc.out_dir = (std::filesystem::path(testing::TempDir()) / "driftx_compare_seeds").string();
+  cc.out_dir =  // unique per process: test runs of several checkouts share /tmp
+      (std::filesystem::path(testing::TempDir()) / ("driftx_compare_seeds_" + std::to_string(getpid()))).string();
   std::filesystem::remove_all(cc.out_dir);
   cc.methods = {"driftxpress"};
   cc.seeds = 2, cc.seed = 7;
@@ -179,7 +181,8 @@ TEST(Compare, SeedsRunEachMethodOncePerSeedInItsOwnDirectory) {
 TEST(Compare, TinyEqualWallClockRunOnMnist) {
   if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte")) GTEST_SKIP() << "MNIST not found";
   CompareConfig cc;
-  cc.out_dir = (std::filesystem::path(testing::TempDir()) / "driftx_compare_tiny").string();
+  cc.out_dir =  // unique per process: test runs of several checkouts share /tmp
+      (std::filesystem::path(testing::TempDir()) / ("driftx_compare_tiny_" + std::to_string(getpid()))).string();
   std::filesystem::remove_all(cc.out_dir);
   cc.time_budget_s = 6;
   cc.eval_every_s = 3;

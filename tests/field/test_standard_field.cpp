@@ -84,7 +84,14 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, StandardFieldVsReference,
     ::testing::Values(Case{1, 16, 0, 24, 8, {0.02, 0.05, 0.2}, 1e-6}, Case{1, 16, 0, 24, 8, {0.02, 0.05, 0.2}, 0.0},
                       Case{3, 10, 6, 12, 5, {0.05}, 1e-6}, Case{2, 32, 8, 64, 49, {0.02, 0.2}, 0.0},
-                      Case{4, 8, 4, 8, 196, {0.02, 0.05, 0.2}, 1e-6}, Case{1, 64, 16, 128, 784, {0.1, 1.0}, 1e-6}));
+                      Case{4, 8, 4, 8, 196, {0.02, 0.05, 0.2}, 1e-6}, Case{1, 64, 16, 128, 784, {0.1, 1.0}, 1e-6}),
+    // e.g. "G3_N10_U6_P12_D5_T1_floor": readable in ctest's list and in a failure.
+    [](const ::testing::TestParamInfo<Case>& info) {
+      const auto& c = info.param;
+      return "G" + std::to_string(c.G) + "_N" + std::to_string(c.N) + "_U" + std::to_string(c.U) + "_P" +
+             std::to_string(c.P) + "_D" + std::to_string(c.D) + "_T" + std::to_string(c.taus.size()) +
+             (c.floor > 0 ? "_floor" : "_nofloor");
+    });
 
 TEST(StandardField, RowBlockingDoesNotChangeTheField) {
   // The N x T work runs over blocks of rows (config.block_elements); the column logsumexp and the

@@ -90,7 +90,8 @@ TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
   if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
       !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
     GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
-  const auto dir = std::filesystem::path(testing::TempDir()) / ("driftx_cuda_" + GetParam());
+  const auto dir =
+      std::filesystem::path(testing::TempDir()) / ("driftx_cuda_" + GetParam() + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   auto config = [&](const std::string& device) {
     TrainConfig c;

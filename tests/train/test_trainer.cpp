@@ -23,7 +23,8 @@ bool have_mnist() {
 }
 
 std::string fresh_dir(const std::string& name) {
-  auto dir = std::filesystem::path(testing::TempDir()) / ("driftx_train_" + name);
+  // Unique per process: test runs of several checkouts share /tmp.
+  auto dir = std::filesystem::path(testing::TempDir()) / ("driftx_train_" + name + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   return dir.string();
 }
