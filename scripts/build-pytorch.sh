@@ -5,6 +5,7 @@
 #
 #   scripts/build-pytorch.sh [BUILD_DIR]         default BUILD_DIR: build-pytorch
 #   TORCH_PREFIX=...         LibTorch's CMake prefix (default: python3's torch.utils.cmake_prefix_path)
+#   DRIFTX_TARGET=driftx     build one target only (default: all)
 #   DRIFTX_DEPS_PREFIX=DIR   a /usr-like tree with the header libraries (CLI11, nlohmann-json, stb, fmt,
 #                            GoogleTest, OpenSSL and zlib headers) where they are not installed system-wide
 #
@@ -30,4 +31,5 @@ cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREF
   -DDRIFTX_WITH_GLOO=OFF -DDRIFTX_FMT_HEADER_ONLY=ON -DDRIFTX_BUILD_MICROBENCH=OFF "${extra[@]}"
 # Keep going past a failing file: a build against another LibTorch reports every incompatibility at once.
 keep_going=(); [ "${generator[1]}" = Ninja ] && keep_going=(-- -k 0)
-cmake --build "$build" -j "$(nproc)" "${keep_going[@]}"
+target=(); [ -n "${DRIFTX_TARGET:-}" ] && target=(--target "$DRIFTX_TARGET")
+cmake --build "$build" -j "$(nproc)" "${target[@]}" "${keep_going[@]}"

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 
 #include "driftx/error.h"
 #include "driftx/files.h"

@@ -1,6 +1,8 @@
 // driftx lab: the exact, minibatch and projected fields on 2-D (and small-D) synthetic targets: field
 // error, particle flows, fixed points and tiny generators against rank, over seeds (docs/lab.md).
 #include <iostream>
+
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
 #include <thread>
 
 #include "commands.h"
