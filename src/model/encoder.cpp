@@ -323,8 +323,16 @@ const std::vector<torch::Tensor>& layer_maps(const torch::Tensor& images, const 
   return c.maps;
 }
 
-// B x C x h x w -> B x (h*w*C), location-major (vector k = location k's C values).
-torch::Tensor location_major(const torch::Tensor& m) { return m.permute({0, 2, 3, 1}).flatten(1); }
+// B x C x h x w -> B x (h*w*C), location-major (vector k = location k's C values). An index_select of
+// the NCHW-flat map, not permute(0, 2, 3, 1): the permute's backward hands the convolution a
+// channels-last gradient, and LibTorch 1.13's CPU backward then returned run-to-run different,
+// wrong gradients (1e3 vs 4e4 for the same input; EncoderFeatures.GradientsAreDeterministic).
+torch::Tensor location_major(const torch::Tensor& m) {
+  const int64_t C = m.size(1), HW = m.size(2) * m.size(3);
+  const auto k = torch::arange(C * HW, torch::TensorOptions().dtype(torch::kLong).device(m.device()));
+  const auto nchw = k.remainder(C) * HW + torch::div(k, C, "floor");  // output k*C + c <- input c*HW + k
+  return m.reshape({m.size(0), C * HW}).index_select(1, nchw);
+}
 
 torch::Tensor mean_std(const torch::Tensor& mean, const torch::Tensor& sq_mean) {
   const auto var = (sq_mean - mean * mean).clamp_min(1e-6);  // floor keeps sqrt differentiable
@@ -344,8 +352,13 @@ torch::Tensor encoder_group_features(const torch::Tensor& images, const std::str
   if (g.kind == "loc") return location_major(m);
   if (g.kind == "mean_std") return mean_std(m.mean({2, 3}), (m * m).mean({2, 3}));
   const int64_t k = g.kind == "patch2" ? 2 : 4;
-  // ceil_mode: border cells average only the values inside the map (padding 0, so no padded values).
-  auto pool = [&](const torch::Tensor& t) { return torch::avg_pool2d(t, {k, k}, {k, k}, {0, 0}, /*ceil_mode=*/true, /*count_include_pad=*/false); };
+  // Border cells average only the values inside the map: zero-pad to a multiple of k, average, divide by
+  // the fraction of the cell inside the map. (avg_pool2d's own ceil_mode gave garbage gradients in
+  // LibTorch 1.13 on CPU: 1e32 on a 7x7 map.)
+  const int64_t ph = (k - m.size(2) % k) % k, pw = (k - m.size(3) % k) % k;
+  auto pad = [&](const torch::Tensor& t) { return torch::constant_pad_nd(t, {0, pw, 0, ph}, 0); };
+  const auto inside = torch::avg_pool2d(pad(torch::ones({1, 1, m.size(2), m.size(3)}, m.options())), k);
+  auto pool = [&](const torch::Tensor& t) { return torch::avg_pool2d(pad(t), k) / inside; };
   return location_major(mean_std(pool(m), pool(m * m)));
 }
 
