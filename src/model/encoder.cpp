@@ -295,8 +295,10 @@ Encoder& shipped_encoder(const std::string& dataset, const torch::Device& device
   return it->second;
 }
 
-// The last images tensor this thread encoded and its layer maps. The tensor is held, so its storage
-// cannot be reused by another tensor while it is the key.
+// The last images tensor this thread encoded and its layer maps, one slot per grad mode: training
+// encodes the generated batch with gradients and the standard method's positives without, so the
+// positives of one group do not evict the generated batch the next group needs. The tensor is held,
+// so its storage cannot be reused by another tensor while it is the key.
 struct LayerCache {
   torch::Tensor images;
   int64_t version = -1;
@@ -304,12 +306,12 @@ struct LayerCache {
   std::string key;
   std::vector<torch::Tensor> maps;
 };
-thread_local LayerCache layer_cache;
+thread_local LayerCache layer_cache[2];  // [no grad, grad]
 
 const std::vector<torch::Tensor>& layer_maps(const torch::Tensor& images, const std::string& dataset) {
-  auto& c = layer_cache;
-  const std::string key = dataset + "@" + images.device().str();
   const bool grad = torch::GradMode::is_enabled();
+  auto& c = layer_cache[grad ? 1 : 0];
+  const std::string key = dataset + "@" + images.device().str();
   if (c.images.defined() && c.images.unsafeGetTensorImpl() == images.unsafeGetTensorImpl() &&
       c.version == static_cast<int64_t>(images._version()) && c.grad == grad && c.key == key)
     return c.maps;
@@ -343,7 +345,7 @@ torch::Tensor mean_std(const torch::Tensor& mean, const torch::Tensor& sq_mean) 
 
 int64_t encoder_forward_count() { return forward_count; }
 
-void clear_encoder_cache() { layer_cache = LayerCache{}; }
+void clear_encoder_cache() { layer_cache[0] = layer_cache[1] = LayerCache{}; }
 
 torch::Tensor encoder_group_features(const torch::Tensor& images, const std::string& dataset, const std::string& group) {
   const auto& g = encoder_group(group);

@@ -206,6 +206,9 @@ TEST(EncoderFeatures, OneForwardPerBatchForAllGroupsAndGradientsReachTheImages) 
     image_features(y, groups[3]);
   }
   EXPECT_EQ(encoder_forward_count(), start + 4);
+  // The no-grad call (the standard method's positives) kept the grad-mode batch.
+  image_features(y, groups[5]);
+  EXPECT_EQ(encoder_forward_count(), start + 4);
 }
 
 // The same input gives the same gradient, for every group (a permute-based layout once gave run-to-run
