@@ -8,6 +8,7 @@
 
 #include <torch/script.h>
 
+#include "driftx/encoder.h"
 #include "driftx/error.h"
 
 namespace driftx {
@@ -24,6 +25,25 @@ torch::Tensor patch_stats(const torch::Tensor& x, int64_t k) {
 constexpr const char* kTorchScript = "torchscript:";
 
 bool is_torchscript(const std::string& group) { return group.rfind(kTorchScript, 0) == 0; }
+
+// "encoder:<dataset>" (all groups of the shipped encoder) or "encoder:<dataset>/<group>".
+constexpr const char* kEncoder = "encoder:";
+
+bool is_encoder(const std::string& group) { return group.rfind(kEncoder, 0) == 0; }
+
+// {dataset, group name ("" when the spec names the whole encoder)}, both checked.
+std::pair<std::string, std::string> split_encoder(const std::string& spec) {
+  const std::string rest = spec.substr(std::strlen(kEncoder));
+  const auto slash = rest.find('/');
+  const std::string dataset = rest.substr(0, slash);
+  const auto names = dataset_names();
+  DRIFTX_CHECK(std::find(names.begin(), names.end(), dataset) != names.end(),
+               "feature group '{}': unknown encoder dataset '{}', use encoder:{} or encoder:{}/<group>", spec, dataset,
+               fmt::join(names, "|"), fmt::join(names, "|"));
+  const std::string group = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (!group.empty() || slash != std::string::npos) encoder_group(group);  // one-line error naming the groups
+  return {dataset, group};
+}
 
 // Encoders are loaded once per path and device (on the images' device: a GPU run encodes on the GPU)
 // and kept frozen (eval mode, no parameter gradients).
@@ -111,13 +131,20 @@ std::vector<std::string> parse_feature_groups(const std::string& spec) {
       out.insert(out.end(), known.begin(), known.end());
       continue;
     }
+    if (is_encoder(item)) {
+      const auto [dataset, group] = split_encoder(item);
+      if (!group.empty()) out.push_back(item);
+      else
+        for (const auto& g : encoder_groups()) out.push_back(fmt::format("{}{}/{}", kEncoder, dataset, g.name));
+      continue;
+    }
     if (is_torchscript(item)) {
       DRIFTX_CHECK(item.size() > std::strlen(kTorchScript), "feature group 'torchscript:' needs a path: torchscript:PATH");
       out.push_back(item);
       continue;
     }
     DRIFTX_CHECK(std::find(known.begin(), known.end(), item) != known.end(),
-                 "unknown feature group '{}': use multiscale, torchscript:PATH or a list of {}", item, fmt::join(known, ", "));
+                 "unknown feature group '{}': use multiscale, encoder:DATASET[/GROUP], torchscript:PATH or a list of {}", item, fmt::join(known, ", "));
     out.push_back(item);
   }
   DRIFTX_CHECK(!out.empty(), "no feature group given: use e.g. pixels,pool2,pool4");
@@ -138,6 +165,11 @@ torch::Tensor image_features(const torch::Tensor& images, const std::string& gro
   if (group == "patch2_stats") return patch_stats(x, 2);
   if (group == "patch4_stats") return patch_stats(x, 4);
   if (group == "sq_mean") return (x * x).mean({2, 3});
+  if (is_encoder(group)) {
+    const auto [dataset, name] = split_encoder(group);
+    DRIFTX_CHECK(!name.empty(), "feature group '{}' names the whole encoder: expand it with parse_feature_groups", group);
+    return encoder_group_features(x, dataset, name);
+  }
   if (is_torchscript(group)) {
     const auto hash = group.rfind('#');
     const std::string path = group.substr(std::strlen(kTorchScript), hash == std::string::npos ? std::string::npos
@@ -159,6 +191,7 @@ torch::Tensor dataset_features(const torch::Tensor& images, const std::string& g
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < images.size(0); start += chunk)
     parts.push_back(image_features(images.narrow(0, start, std::min(chunk, images.size(0) - start)), group));
+  if (is_encoder(group)) clear_encoder_cache();  // the last chunk's layer maps are large
   return torch::cat(parts, 0).to(torch::kFloat32).contiguous();
 }
 

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -292,7 +293,12 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       const nlohmann::json key = {{"d", config_.dataset}, {"g", name}, {"c", config_.conditional},
                                   {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
                                   {"t", config_.temperatures}, {"r", config_.ridge}};
-      const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, name,
+      // The group name in the file name with '/' and ':' (encoder:mnist/l2.loc, torchscript:PATH) made safe;
+      // the key's hash tells groups apart.
+      std::string file_name = name;
+      for (auto& ch : file_name)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_') ch = '_';
+      const std::string cache = fmt::format("{}/summary-{}-{}-{}.pt", cache_dir, config_.dataset, file_name,
                                             tensor_fingerprint(bytes_to_tensor(key.dump())).substr(0, 8));
       // Rank 0 owns the cache: it loads and broadcasts, or every rank summarises its share of the data.
       bool loaded = false, cached = false;

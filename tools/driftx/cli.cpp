@@ -55,6 +55,7 @@ int run(int argc, char** argv) {
   add_sample_command(app);
   add_eval_command(app);
   add_evaluator_command(app);
+  add_encoder_command(app);
   add_compare_command(app);
   add_launch_command(app);
   add_lab_command(app);

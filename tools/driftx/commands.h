@@ -19,6 +19,7 @@ void add_train_command(CLI::App& app);
 void add_sample_command(CLI::App& app);  // sample and export
 void add_eval_command(CLI::App& app);
 void add_evaluator_command(CLI::App& app);
+void add_encoder_command(CLI::App& app);    // self-supervised feature encoder (issue 11)
 void add_compare_command(CLI::App& app);
 void add_launch_command(CLI::App& app);   // local ranks of a distributed job
 void add_lab_command(CLI::App& app);      // 2-D lab: fields, flows, fixed points against rank
