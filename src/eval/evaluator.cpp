@@ -9,6 +9,7 @@
 #include "driftx/error.h"
 #include "driftx/files.h"
 #include "driftx/sha256.h"
+#include "driftx/weights.h"
 
 namespace driftx {
 namespace fs = std::filesystem;
@@ -120,10 +121,9 @@ std::string evaluator_weights_path(const std::string& dataset, const std::string
 
 namespace {
 
-std::string json_path(const std::string& weights) { return weights.substr(0, weights.size() - 3) + ".json"; }
 
 nlohmann::json read_metadata(const std::string& dataset, const std::string& weights) {
-  const std::string meta = json_path(weights);
+  const std::string meta = weights_record_path(weights);
   std::error_code ec;
   DRIFTX_CHECK(fs::is_regular_file(weights, ec) && fs::is_regular_file(meta, ec),
                "no evaluator for {}: {} or {} is missing; run driftx evaluator train --dataset {} (or point "
@@ -140,19 +140,11 @@ std::string save_evaluator(Evaluator& model, const std::string& dataset, const n
                            const std::string& models_dir) {
   const std::string weights = evaluator_weights_path(dataset, models_dir);
   make_dirs(fs::path(weights).parent_path().string());
-  // The same archive torch::save(model, path) writes; hashed from memory so file and digest agree.
-  torch::serialize::OutputArchive archive;
-  model->save(archive);
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  const std::string sha = sha256_hex(bytes.str());
-  write_file_atomic(weights, bytes.str());
   nlohmann::json j = metadata;
-  j["sha256"] = sha;
   j["dataset"] = dataset;
   j["architecture"] = evaluator_architecture();
   j["feature_dim"] = kEvaluatorFeatureDim;
-  write_json(json_path(weights), j);
+  const std::string sha = save_weights(*model, weights, j);
   return sha;
 }
 
@@ -168,10 +160,7 @@ Evaluator load_evaluator(const std::string& dataset, const std::string& models_d
                "evaluator {} was trained for another architecture than this build's: re-run driftx evaluator train "
                "--dataset {}", weights, dataset);
   Evaluator model;
-  std::istringstream in(bytes);
-  torch::serialize::InputArchive archive;
-  archive.load_from(in);
-  model->load(archive);
+  load_weights(*model, bytes);
   model->eval();
   if (metadata) *metadata = meta;
   return model;

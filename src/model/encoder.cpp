@@ -10,6 +10,7 @@
 #include "driftx/evaluator.h"
 #include "driftx/files.h"
 #include "driftx/sha256.h"
+#include "driftx/weights.h"
 
 namespace driftx {
 namespace fs = std::filesystem;
@@ -180,7 +181,6 @@ std::string encoder_weights_path(const std::string& dataset, const std::string& 
 
 namespace {
 
-std::string json_path(const std::string& weights) { return weights.substr(0, weights.size() - 3) + ".json"; }
 
 bool ends_with_pt(const std::string& p) { return p.size() > 3 && p.compare(p.size() - 3, 3, ".pt") == 0; }
 
@@ -207,23 +207,15 @@ std::string save_encoder(Encoder& model, const std::string& dataset, const nlohm
                  "encoder: --out {} is the FID evaluator of {}; the encoder must never replace the evaluator", weights, d);
   }
   if (fs::path(weights).has_parent_path()) make_dirs(fs::path(weights).parent_path().string());
-  torch::serialize::OutputArchive archive;
-  model->save(archive);
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  const std::string sha = sha256_hex(bytes.str());
-  write_file_atomic(weights, bytes.str());
   nlohmann::json j = metadata;
-  j["sha256"] = sha;
   j["dataset"] = dataset;
   j["architecture"] = encoder_architecture();
-  write_json(json_path(weights), j);
-  return sha;
+  return save_weights(*model, weights, j);
 }
 
 Encoder load_encoder(const std::string& dataset, const std::string& models_dir, nlohmann::json* metadata) {
   const std::string weights = encoder_weights_path(dataset, models_dir);
-  const std::string meta_path = json_path(weights);
+  const std::string meta_path = weights_record_path(weights);
   std::error_code ec;
   DRIFTX_CHECK(fs::is_regular_file(weights, ec) && fs::is_regular_file(meta_path, ec),
                "no encoder for {}: {} or {} is missing; run driftx encoder train --dataset {} (or point --models-dir / "
@@ -242,10 +234,7 @@ Encoder load_encoder(const std::string& dataset, const std::string& models_dir, 
                "encoder {} was trained for another architecture than this build's: re-run driftx encoder train --dataset {}",
                weights, dataset);
   Encoder model;
-  std::istringstream in(bytes);
-  torch::serialize::InputArchive archive;
-  archive.load_from(in);
-  model->load(archive);
+  load_weights(*model, bytes);
   model->eval();
   for (auto p : model->parameters()) p.requires_grad_(false);
   if (metadata) *metadata = meta;
