@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "driftx/error.h"
+#include "driftx/train.h"
 #include "driftx/files.h"
 
 namespace driftx::testing_support {
@@ -105,6 +106,29 @@ inline int error_lines(const std::string& text) {
   for (size_t at = 0; (at = text.find("error:", at)) != std::string::npos; ++at)
     if (at == 0 || text[at - 1] == '\n') ++n;
   return n;
+}
+
+// A training run of seconds on real MNIST: 3 classes x 6 generated per step, two small feature groups,
+// 60 landmarks, a width-16 generator; out_dir = dir/run, cache_dir = dir/cache, seed 3.
+inline TrainConfig tiny_train_config(const std::string& method, const std::string& dir) {
+  TrainConfig c;
+  c.method = method;
+  c.features = "pool4,mean_std";
+  c.classes_per_step = 3;
+  c.gen_per_class = 6;
+  c.pos_per_class = 16;
+  c.landmarks = 60;
+  c.width = 16;
+  c.noise_dim = 8;
+  c.lr = 1e-3;
+  c.warmup_steps = 0;
+  c.log_every = 1;
+  c.sample_every = 2;
+  c.checkpoint_every = 2;
+  c.out_dir = dir + "/run";
+  c.cache_dir = dir + "/cache";
+  c.seed = 3;
+  return c;
 }
 
 }  // namespace driftx::testing_support

@@ -94,19 +94,11 @@ TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
       std::filesystem::path(testing::TempDir()) / ("driftx_cuda_" + GetParam() + "_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   auto config = [&](const std::string& device) {
-    TrainConfig c;
-    c.method = GetParam();
-    c.features = "pool4,mean_std";
-    c.classes_per_step = 3;
+    TrainConfig c = testing_support::tiny_train_config(GetParam(), dir.string());
     c.gen_per_class = 8;
-    c.pos_per_class = 16;
-    c.landmarks = 60;
-    c.width = 16;
-    c.noise_dim = 8;
     c.guidance = true;
     c.sample_every = c.checkpoint_every = 0;
     c.out_dir = (dir / device).string();
-    c.cache_dir = (dir / "cache").string();
     c.seed = 4;
     c.device = device;
     return c;

@@ -279,25 +279,12 @@ class EncoderSpaceTraining : public ::testing::TestWithParam<std::string> {
 TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
   const auto dir = fresh_dir("space_" + GetParam());
   write_idx_subset(load_dataset("mnist", "train"), 600, dir + "/data", "train");
-  TrainConfig c;
-  c.method = GetParam();
+  TrainConfig c = testing_support::tiny_train_config(GetParam(), dir);
   c.dataset = "mnist";
   c.data_dir = dir + "/data";
   c.features = "encoder:mnist/l3.loc,encoder:mnist/l2.patch4,encoder:mnist/l1.mean_std";
-  c.classes_per_step = 3;
-  c.gen_per_class = 6;
-  c.pos_per_class = 16;
-  c.landmarks = 60;
-  c.width = 16;
-  c.noise_dim = 8;
-  c.lr = 1e-3;
-  c.warmup_steps = 0;
-  c.log_every = 1;
   c.sample_every = 0;
   c.checkpoint_every = 0;
-  c.out_dir = dir + "/run";
-  c.cache_dir = dir + "/cache";
-  c.seed = 3;
   Trainer t(c);
   torch::manual_seed(1);
   auto z = torch::randn({18, 8});

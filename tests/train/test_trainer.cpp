@@ -30,24 +30,7 @@ std::string fresh_dir(const std::string& name) {
 }
 
 TrainConfig tiny(const std::string& method, const std::string& dir) {
-  TrainConfig c;
-  c.method = method;
-  c.features = "pool4,mean_std";
-  c.classes_per_step = 3;
-  c.gen_per_class = 6;
-  c.pos_per_class = 16;
-  c.landmarks = 60;
-  c.width = 16;
-  c.noise_dim = 8;
-  c.lr = 1e-3;
-  c.warmup_steps = 0;
-  c.log_every = 1;
-  c.sample_every = 2;
-  c.checkpoint_every = 2;
-  c.out_dir = dir + "/run";
-  c.cache_dir = dir + "/cache";
-  c.seed = 3;
-  return c;
+  return testing_support::tiny_train_config(method, dir);
 }
 
 int64_t log_lines(const std::string& run_dir) {
