@@ -359,10 +359,10 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   const auto blocks = labels.defined() && batch_classes(x) ? class_blocks(labels) : std::nullopt;
   auto class_groups = labels.defined() && !blocks ? groups_of(labels.to(x.device(), torch::kLong))
                                                   : std::vector<std::pair<int64_t, torch::Tensor>>{};
-  for (const auto& [c, idx] : class_groups)
+  std::vector<int64_t> query_classes = blocks ? blocks->classes : std::vector<int64_t>{};
+  for (const auto& group : class_groups) query_classes.push_back(group.first);
+  for (int64_t c : query_classes)
     DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
-  if (blocks)
-    for (int64_t c : blocks->classes) DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
   // Distances to every shard's landmarks, shared by the temperatures; each query's row is shifted by
   // its smallest one (SPEC §3, numerical stability), so its largest kernel value is 1.
   std::vector<torch::Tensor> dists;

@@ -30,6 +30,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Splits a step's wall-clock into StepPhases: lap(phase) adds the time since the previous lap (or since
+// construction / restart) to that phase; nothing is kept when stats is null. With sync, a CUDA device
+// is synchronised first so queued kernels count where they were launched.
+class PhaseClock {
+ public:
+  PhaseClock(StepStats* stats, bool sync) : stats_(stats), sync_(sync) {}
+  void lap(double StepPhases::*phase) {
+    if (!stats_) return;
+    if (sync_) torch::cuda::synchronize();
+    stats_->phases.*phase += seconds_since(tick_);
+    restart();
+  }
+  void restart() { tick_ = Clock::now(); }
+
+ private:
+  StepStats* stats_;
+  bool sync_;
+  Clock::time_point tick_ = Clock::now();
+};
+
 std::string format_eta(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   const int s = static_cast<int>(seconds);
@@ -434,19 +454,12 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   // Guidance: the unconditional real negatives of each row carry total weight (alpha - 1)(N - 1).
   // Everything below stays on the images' device (issue 12): the fields fold their summaries there.
   const auto mass = batch.alpha.defined() ? (batch.alpha.to(device_) - 1) * static_cast<double>(N - 1) : torch::Tensor();
-  auto tick = Clock::now();
-  // Adds the time since the last tick to a phase of this step (when stats are kept).
-  auto lap = [&](double StepPhases::*phase) {
-    if (!stats) return;
-    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
-    stats->phases.*phase += seconds_since(tick);
-    tick = Clock::now();
-  };
+  PhaseClock clock(stats, phase_sync_ && device_.is_cuda());
   auto phi = image_features(images, group.name);
-  lap(&StepPhases::features);
+  clock.lap(&StepPhases::features);
   if (group.projected) {
     auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
-    lap(&StepPhases::fields);
+    clock.lap(&StepPhases::fields);
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
     if (targets) targets->push_back(r.target);
     return r.loss;
@@ -465,7 +478,7 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     pos.push_back(image_features(real_images_.index_select(0, idx.to(device_)), group.name));
   }
   StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
-  lap(&StepPhases::positives);
+  clock.lap(&StepPhases::positives);
   if (mass.defined()) {
     // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U; drawn
     // for the whole batch on every rank (the RNGs stay in step), encoded for this rank's classes.
@@ -474,10 +487,10 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     torch::NoGradGuard no_grad;
     in.negatives = image_features(real_images_.index_select(0, pick.to(device_)), group.name).reshape({share, U, -1});
     in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
-    lap(&StepPhases::positives);
+    clock.lap(&StepPhases::positives);
   }
   auto r = group.standard->compute(in, comm_->sum_reducer());
-  lap(&StepPhases::fields);
+  clock.lap(&StepPhases::fields);
   if (targets) targets->push_back(r.goal.reshape({share * N, -1}) * r.coord_scale);
   return r.loss;
 }
@@ -492,14 +505,9 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   StepStats stats;
   generator_->train();
   const Batch batch{z, labels, alpha};
-  auto tick = Clock::now();
-  auto lap = [&](double StepPhases::*phase) {
-    if (phase_sync_ && device_.is_cuda()) torch::cuda::synchronize();
-    stats.phases.*phase += seconds_since(tick);
-    tick = Clock::now();
-  };
+  PhaseClock clock(&stats, phase_sync_ && device_.is_cuda());
   auto images = generate(generator_, share_batch(batch));
-  lap(&StepPhases::generator);
+  clock.lap(&StepPhases::generator);
   torch::Tensor loss;
   for (size_t g = 0; g < groups_.size(); ++g) {
     auto l = group_loss(g, images, batch, &stats, nullptr);
@@ -507,7 +515,7 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
     loss = loss.defined() ? loss + l : l;
   }
   stats.loss = loss.item<double>();
-  tick = Clock::now();  // group_loss kept its own laps
+  clock.restart();  // group_loss kept its own laps
   if (!std::isfinite(stats.loss)) {
     const bool saved = std::filesystem::exists(config_.out_dir + "/checkpoint.pt");
     fail("loss became {} at step {}: stopping; {} (try a lower --lr)", stats.loss, step_ + 1,
@@ -518,13 +526,13 @@ StepStats Trainer::step_on(const torch::Tensor& z, const torch::Tensor& labels, 
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   optimizer_->zero_grad();
   loss.backward();
-  lap(&StepPhases::backward);
+  clock.lap(&StepPhases::backward);
   average_gradients(stats);  // before clipping: every rank clips and steps the same gradient
   if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(generator_->parameters(), config_.grad_clip);
   optimizer_->step();
   ++step_;
   update_ema();
-  lap(&StepPhases::optimizer);
+  clock.lap(&StepPhases::optimizer);
   stats.step = step_;
   stats.step_seconds = seconds_since(t0);
   return stats;
