@@ -194,7 +194,10 @@ TrainConfig step_config(const StepShape& s) {
   c.width = s.width;
   c.gen_per_class = s.gen_per_class;
   c.pos_per_class = s.pos_per_class;
+  c.positives = s.positives;
+  c.per_location = s.per_location;
   c.landmarks = s.landmarks;
+  c.landmark_shards = s.landmark_shards;
   c.out_dir = s.out + "/" + s.method;
   c.device = s.device;
   c.data_dir = s.data_dir;

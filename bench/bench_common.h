@@ -82,7 +82,9 @@ std::string fixed(double v, int decimals);
 struct StepShape {
   std::string method = "driftxpress", features = "pixels,pool2,pool4", out = "runs/bench-train-step", device = "cpu",
               data_dir;
-  int64_t width = 64, gen_per_class = 25, pos_per_class = 64, landmarks = 1000;
+  std::string positives = "cached";  // standard: TrainConfig::positives
+  int64_t width = 64, gen_per_class = 25, pos_per_class = 64, landmarks = 1000, landmark_shards = 1;
+  bool per_location = true;          // TrainConfig::per_location
 };
 // A TrainConfig for timing steps (no sample grids, no checkpoints; out_dir = out/method).
 TrainConfig step_config(const StepShape& s);

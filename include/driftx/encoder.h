@@ -76,6 +76,9 @@ std::string encoder_weights_path(const std::string& dataset, const std::string& 
 
 // Writes `weights` (a torch::save archive, must end in .pt) and the .json beside it ({sha256,
 // architecture, dataset} + `metadata`); refuses to overwrite an evaluator. Returns the SHA-256.
+// Refuses a destination save_encoder would refuse (not .pt, or an evaluator's file): called before
+// training, so a wrong --out costs nothing.
+void check_encoder_destination(const std::string& weights);
 std::string save_encoder(Encoder& model, const std::string& dataset, const nlohmann::json& metadata,
                          const std::string& weights);
 

@@ -34,6 +34,11 @@ void clear_feature_encoders();
 // One group of features, B x D, differentiable through `images`.
 torch::Tensor image_features(const torch::Tensor& images, const std::string& group);
 
+// How many vectors a group's row is made of (SPEC §2 "every location's C-vector"): an encoder group's
+// count (per-location vectors, per-patch mean/std vectors; encoder.h), 1 for every other group. Vector k
+// of a row is values [k*D/V, (k+1)*D/V). The trainer's per-location fields run one kernel per vector.
+int64_t feature_vectors(const std::string& group);
+
 // The dimension D of a group for images of C x H x W.
 int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, int64_t width);
 

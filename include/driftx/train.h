@@ -30,6 +30,16 @@ struct TrainConfig {
   int64_t classes_per_step = 10;              // N_c (1 when unconditional)
   int64_t gen_per_class = 25;                 // N_neg: generated samples per class per step
   int64_t pos_per_class = 256;                // N_pos: real positives per class per step (standard)
+  // Standard: where the positives' (and guidance negatives') features come from. "cached": every group's
+  // features of the whole training set computed once at start (on the training device, shared by ranks
+  // that are threads) and gathered each step; "encode": the drawn images encoded every step. The same
+  // numbers up to float32 rounding; cached is faster (BENCHMARKS.md) and costs |Y| x D floats per group.
+  std::string positives = "cached";
+  // Groups made of several vectors (encoder groups: one per location or patch; features.h
+  // feature_vectors): true runs one kernel per vector, s and the drift normalisation shared over all
+  // of them (SPEC §2, the papers' recipe); DriftXpress then shares one set of landmarks (a Nystrom map)
+  // across a group's vectors and keeps summaries per class and vector. false: the flattened row is one vector.
+  bool per_location = true;
   // Empty: the method's default (default_temperatures).
   std::vector<double> temperatures;
   double affinity_floor = 1e-6;               // standard field
@@ -44,6 +54,10 @@ struct TrainConfig {
   // DriftXpress
   std::string landmark_strategy = "random_per_class";  // balanced per class: BENCHMARKS.md, search
   int64_t landmarks = 1000;                   // total landmarks per feature group
+  // Block-diagonal Nystrom (class-conditional runs): the classes split into K contiguous shards, each with
+  // its own landmarks and map; a query meets only its class's shard. 1: one map shared by all classes.
+  // K must divide the number of classes.
+  int64_t landmark_shards = 1;
   double ridge = 1e-4;
   std::string repulsion = "exact";
   std::string cache_dir;                      // empty: <out>/../cache
@@ -147,6 +161,14 @@ class Trainer {
   double precompute_seconds() const { return precompute_s_; }
   double summary_seconds() const { return summary_s_; }  // part of the precompute: building the summaries
   Communicator& communicator() { return *comm_; }
+  // What the fields keep in memory, bytes (printed at start; BENCHMARKS.md): the standard method's
+  // cached real features (positives = cached; shared by ranks that are threads, counted once per
+  // trainer), DriftXpress's float64 summaries and their float32 copies folded for queries (the latter
+  // exist from the first step).
+  struct Memory {
+    int64_t feature_cache = 0, summaries = 0, folded = 0;
+  };
+  Memory memory() const;
 
  private:
   struct Group;
@@ -175,7 +197,7 @@ class Trainer {
   torch::Device device_;
   Dataset data_;
   bool phase_sync_ = false;
-  torch::Tensor real_images_;  // data_.images on the training device (the same tensor on the CPU): positives
+  torch::Tensor real_images_;  // data_.images on the training device (the same tensor on the CPU): encoded positives
   Generator generator_{nullptr}, ema_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<std::unique_ptr<Group>> groups_;

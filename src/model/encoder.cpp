@@ -198,14 +198,18 @@ std::vector<std::string> evaluator_digests() {
 
 }  // namespace
 
-std::string save_encoder(Encoder& model, const std::string& dataset, const nlohmann::json& metadata,
-                         const std::string& weights) {
+void check_encoder_destination(const std::string& weights) {
   DRIFTX_CHECK(ends_with_pt(weights), "encoder: --out must name a .pt file (its .json goes beside it), got '{}'", weights);
   for (const auto& d : dataset_names()) {
     const auto eval = fs::weakly_canonical(evaluator_weights_path(d));
     DRIFTX_CHECK(fs::weakly_canonical(weights) != eval,
                  "encoder: --out {} is the FID evaluator of {}; the encoder must never replace the evaluator", weights, d);
   }
+}
+
+std::string save_encoder(Encoder& model, const std::string& dataset, const nlohmann::json& metadata,
+                         const std::string& weights) {
+  check_encoder_destination(weights);
   if (fs::path(weights).has_parent_path()) make_dirs(fs::path(weights).parent_path().string());
   nlohmann::json j = metadata;
   j["dataset"] = dataset;

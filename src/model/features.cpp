@@ -45,6 +45,13 @@ std::pair<std::string, std::string> split_encoder(const std::string& spec) {
   return {dataset, group};
 }
 
+// {dataset, group} of one expanded encoder group ("encoder:mnist/l2.loc"), refusing the whole encoder.
+std::pair<std::string, std::string> expanded_encoder_group(const std::string& spec) {
+  auto parts = split_encoder(spec);
+  DRIFTX_CHECK(!parts.second.empty(), "feature group '{}' names the whole encoder: expand it with parse_feature_groups", spec);
+  return parts;
+}
+
 // Encoders are loaded once per path and device (on the images' device: a GPU run encodes on the GPU)
 // and kept frozen (eval mode, no parameter gradients).
 std::map<std::string, torch::jit::Module> encoder_cache;
@@ -166,8 +173,7 @@ torch::Tensor image_features(const torch::Tensor& images, const std::string& gro
   if (group == "patch4_stats") return patch_stats(x, 4);
   if (group == "sq_mean") return (x * x).mean({2, 3});
   if (is_encoder(group)) {
-    const auto [dataset, name] = split_encoder(group);
-    DRIFTX_CHECK(!name.empty(), "feature group '{}' names the whole encoder: expand it with parse_feature_groups", group);
+    const auto [dataset, name] = expanded_encoder_group(group);
     return encoder_group_features(x, dataset, name);
   }
   if (is_torchscript(group)) {
@@ -180,6 +186,11 @@ torch::Tensor image_features(const torch::Tensor& images, const std::string& gro
     return maps[k].flatten(1);
   }
   fail("unknown feature group '{}': use one of {}", group, fmt::join(feature_group_names(), ", "));
+}
+
+int64_t feature_vectors(const std::string& group) {
+  if (!is_encoder(group)) return 1;
+  return encoder_group(expanded_encoder_group(group).second).count;
 }
 
 int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, int64_t width) {

@@ -63,10 +63,12 @@ std::string format_eta(double seconds) {
 nlohmann::json TrainConfig::to_json() const {
   return {{"dataset", dataset}, {"data_dir", data_dir}, {"method", method}, {"features", features},
           {"conditional", conditional}, {"classes_per_step", classes_per_step}, {"gen_per_class", gen_per_class},
-          {"pos_per_class", pos_per_class}, {"temperatures", temperatures}, {"affinity_floor", affinity_floor},
+          {"pos_per_class", pos_per_class}, {"positives", positives}, {"per_location", per_location},
+          {"temperatures", temperatures}, {"affinity_floor", affinity_floor},
           {"guidance", guidance}, {"guidance_negatives", guidance_negatives}, {"alpha_max", alpha_max},
           {"alpha_power", alpha_power},
-          {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks}, {"ridge", ridge},
+          {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks},
+          {"landmark_shards", landmark_shards}, {"ridge", ridge},
           {"repulsion", repulsion}, {"cache_dir", cache_dir}, {"noise_dim", noise_dim}, {"width", width}, {"lr", lr},
           {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"grad_clip", grad_clip}, {"ema", ema},
           {"steps", steps}, {"time_budget_s", time_budget_s}, {"log_every", log_every},
@@ -103,9 +105,11 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   try {
 #define DRIFTX_GET(field) read_config_field(j, #field, c.field)
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
-    DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(temperatures);
+    DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(positives);
+    DRIFTX_GET(per_location); DRIFTX_GET(temperatures);
     DRIFTX_GET(affinity_floor); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
-    DRIFTX_GET(alpha_power); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(ridge);
+    DRIFTX_GET(alpha_power); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards);
+    DRIFTX_GET(ridge);
     DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
     DRIFTX_GET(warmup_steps); DRIFTX_GET(weight_decay); DRIFTX_GET(grad_clip); DRIFTX_GET(ema); DRIFTX_GET(steps);
     DRIFTX_GET(time_budget_s); DRIFTX_GET(log_every); DRIFTX_GET(sample_every); DRIFTX_GET(checkpoint_every);
@@ -120,8 +124,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 const std::vector<std::string>& TrainConfig::learned_keys() {
   static const std::vector<std::string> keys{
       "dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class", "pos_per_class",
-      "temperatures", "affinity_floor", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
-      "landmark_strategy", "landmarks", "ridge", "repulsion", "noise_dim", "width", "lr", "warmup_steps",
+      "per_location", "temperatures", "affinity_floor", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
+      "landmark_strategy", "landmarks", "landmark_shards", "ridge", "repulsion", "noise_dim", "width", "lr", "warmup_steps",
       "weight_decay", "grad_clip", "ema", "seed"};
   return keys;
 }
@@ -130,7 +134,10 @@ void TrainConfig::validate() const {
   DRIFTX_CHECK(method == "driftxpress" || method == "standard", "--method must be driftxpress or standard, got '{}'", method);
   DRIFTX_CHECK(classes_per_step >= 1 && gen_per_class >= 2, "need --classes-per-step >= 1 and --gen-per-class >= 2");
   DRIFTX_CHECK(pos_per_class >= 1, "--pos-per-class must be >= 1");
+  DRIFTX_CHECK(positives == "cached" || positives == "encode", "--positives must be cached or encode, got '{}'", positives);
   DRIFTX_CHECK(landmarks >= 1, "--landmarks must be >= 1");
+  DRIFTX_CHECK(landmark_shards >= 1 && landmark_shards <= landmarks, "--landmark-shards must be in [1, --landmarks], got {}",
+               landmark_shards);
   // Bounded so a typo is one line here, not an allocator failure after the data is loaded (width 1024
   // is already 8x the SPEC prototype's 128 and ~40 M parameters).
   DRIFTX_CHECK(width >= 8 && width <= 1024 && width % 8 == 0, "--width must be a multiple of 8 in [8, 1024], got {}", width);
@@ -203,12 +210,49 @@ void refuse_evaluator_features(const std::vector<std::string>& groups) {
   }
 }
 
+// A group's rows hold V vectors of d values (feature_vectors); with per_location each vector is its own
+// kernel. The fields batch over blocks of rows, one per (class, vector), class-major:
+// split_vectors turns `groups` class groups of n rows (groups*n x V*d) into (groups*V) x n x d blocks,
+// join_vectors turns them back. The split is an index_select of the rows of a contiguous view, not a
+// permute: under LibTorch 1.13 on the CPU a permute between the encoder and the loss gave its
+// convolutions' backward a strided gradient and wrong, run-dependent results (README, encoder groups).
+torch::Tensor split_vectors(const torch::Tensor& rows, int64_t groups, int64_t V) {
+  const int64_t n = rows.size(0) / groups, d = rows.size(1) / V;
+  if (V == 1) return rows.reshape({groups, n, d});
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(rows.device());
+  // Block (g, v) row i is vector v of row g*n + i: row (g*n + i)*V + v of the rows x V view.
+  auto g = torch::arange(groups, opts).view({groups, 1, 1}), v = torch::arange(V, opts).view({1, V, 1});
+  auto i = torch::arange(n, opts).view({1, 1, n});
+  auto order = ((g * n + i) * V + v).reshape({-1});
+  return rows.contiguous().view({groups * n * V, d}).index_select(0, order).view({groups * V, n, d});
+}
+torch::Tensor join_vectors(const torch::Tensor& blocks, int64_t groups, int64_t V) {  // no gradient needed
+  const int64_t n = blocks.size(1), d = blocks.size(2);
+  return blocks.reshape({groups, V, n, d}).permute({0, 2, 1, 3}).reshape({groups * n, V * d});
+}
+
+// The standard method's cached real features: one tensor per (data, group, device) while some trainer
+// holds it, so ranks that are threads of one process compute and keep it once.
+std::shared_ptr<const torch::Tensor> shared_dataset_features(const std::string& key, const torch::Tensor& images,
+                                                            const std::string& group, const torch::Device& device) {
+  static std::map<std::string, std::weak_ptr<const torch::Tensor>> cache;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);  // the second rank waits for the first one's features
+  auto& slot = cache[key + "|" + group + "|" + device.str()];
+  if (auto held = slot.lock()) return held;
+  auto made = std::make_shared<const torch::Tensor>(dataset_features(images.to(device), group));
+  slot = made;
+  return made;
+}
+
 }  // namespace
 
 struct Trainer::Group {
   std::string name;
+  int64_t vectors = 1;                        // V: kernels per row (per_location), else 1
   std::unique_ptr<ProjectedField> projected;  // driftxpress
   std::unique_ptr<StandardField> standard;    // standard
+  std::shared_ptr<const torch::Tensor> real;  // standard, positives = cached: |Y| x D on the device
 };
 
 Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> comm)
@@ -239,8 +283,9 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
                    key, stored[key].dump(), now[key].dump());
   }
   data_ = load_dataset(config_.dataset, "train", config_.data_dir);
-  // The standard field's positives are gathered on the training device: one copy of the images there.
-  real_images_ = config_.method == "standard" ? data_.images.to(device_) : data_.images;
+  // Encoded positives are gathered on the training device: one copy of the images there.
+  const bool encode_positives = config_.method == "standard" && config_.positives == "encode";
+  real_images_ = encode_positives ? data_.images.to(device_) : data_.images;
   if (!config_.conditional) config_.classes_per_step = 1;
   DRIFTX_CHECK(config_.classes_per_step <= data_.num_classes, "--classes-per-step {} exceeds the {} classes of {}",
                config_.classes_per_step, data_.num_classes, config_.dataset);
@@ -285,34 +330,59 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
   for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
     group->name = name;
+    group->vectors = config_.per_location ? feature_vectors(name) : 1;
+    const int64_t V = group->vectors;
     if (config_.method == "standard") {
       StandardFieldConfig sc;
       sc.temperatures = config_.temperatures;
       sc.affinity_floor = config_.affinity_floor;
       group->standard = std::make_unique<StandardField>(sc);
+      if (!encode_positives)
+        group->real = shared_dataset_features(fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
+                                                          tensor_fingerprint(data_.labels)),
+                                              data_.images, name, device_);
     } else {
-      // DriftXpress: landmarks and summaries once, in this group's feature space; cached on disk.
+      DRIFTX_CHECK(V == 1 || !config_.guidance, "--guidance with the per-location group {} is not supported by driftxpress "
+                   "(its unconditional summaries pool every vector): use --per-location false or --method standard", name);
+      // DriftXpress: landmarks and summaries once, in this group's feature space; cached on disk. A group
+      // of V vectors is summarised as V "classes" per class (class * V + vector) sharing one set of
+      // landmarks drawn from all its vectors, balanced by class.
       auto feats = dataset_features(data_.images, name);
+      auto vecs = feats.reshape({-1, feats.size(1) / V});  // vector v of image i: row i * V + v
+      auto vec_class = V == 1 ? data_.labels : data_.labels.repeat_interleave(V);
+      auto vec_index = torch::arange(V).repeat({data_.size()});
+      auto vec_group = config_.conditional ? (V == 1 ? data_.labels : vec_class * V + vec_index)
+                                           : (V == 1 ? torch::Tensor() : vec_index);
       LandmarkConfig lc;
       lc.strategy = parse_landmark_strategy(config_.landmark_strategy);
       lc.total = config_.landmarks;
       lc.seed = config_.seed;
-      auto U_idx = select_landmarks(feats, data_.labels, lc);
+      auto U_idx = select_landmarks(vecs, vec_class, lc);
       comm_->broadcast(U_idx);  // every rank summarises against rank 0's landmarks and scale
-      auto U = feats.index_select(0, U_idx);
-      auto S = torch::tensor(projected_feature_scale(feats, U), torch::kFloat64);
+      auto U = vecs.index_select(0, U_idx);
+      auto S = torch::tensor(projected_feature_scale(vecs, U), torch::kFloat64);
       comm_->broadcast(S);
       ProjectedFieldConfig pc;
       pc.temperatures = config_.temperatures;
       pc.ridge = config_.ridge;
       pc.repulsion = parse_repulsion(config_.repulsion);
-      const ShardLayout layout{config_.conditional ? data_.num_classes : 1, 1};
-      group->projected = std::make_unique<ProjectedField>(U, data_.labels.index_select(0, U_idx), layout,
-                                                          S.item<double>(), pc);
+      // (class, vector) blocks of the batch are contiguous and equal: one batched product, not a loop of
+      // classes x V small ones.
+      if (V > 1) pc.class_batching = ClassBatching::Batched;
+      const int64_t shards = config_.landmark_shards;
+      DRIFTX_CHECK(shards == 1 || (config_.conditional && data_.num_classes % shards == 0),
+                   "--landmark-shards {}: needs a class-conditional run and must divide the {} classes of {}", shards,
+                   data_.num_classes, config_.dataset);
+      // Summary rows class * V + vector: with K | classes, all vectors of a class fall in its class's shard.
+      const ShardLayout layout{(config_.conditional ? data_.num_classes : 1) * V, shards};
+      group->projected = std::make_unique<ProjectedField>(
+          U, (vec_group.defined() ? vec_group : vec_class).index_select(0, U_idx), layout, S.item<double>(), pc);
       const std::string fingerprint = tensor_fingerprint(feats) + "/" + tensor_fingerprint(data_.labels);
-      const nlohmann::json key = {{"d", config_.dataset}, {"g", name}, {"c", config_.conditional},
-                                  {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
-                                  {"t", config_.temperatures}, {"r", config_.ridge}};
+      nlohmann::json key = {{"d", config_.dataset}, {"g", name}, {"c", config_.conditional},
+                            {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
+                            {"t", config_.temperatures}, {"r", config_.ridge}};
+      if (V > 1) key["v"] = V;  // only when not the default: the names of caches made before stay valid
+      if (shards > 1) key["k"] = shards;
       // The group name in the file name with '/' and ':' (encoder:mnist/l2.loc, torchscript:PATH) made safe;
       // the key's hash tells groups apart.
       std::string file_name = name;
@@ -334,7 +404,14 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       if ((loaded = comm_->broadcast_flag(loaded))) {
         broadcast_summaries(*group->projected, *comm_);
       } else {
-        add_data_distributed(*group->projected, feats, config_.conditional ? data_.labels : torch::Tensor(), *comm_);
+        // Class-sorted rows: add_data's chunks then hold one or two classes each, not all of them (with
+        // classes x V summary rows, e.g. 490, an unsorted chunk cost 490 small products per temperature).
+        if (vec_group.defined()) {
+          auto order = std::get<1>(vec_group.sort(/*stable=*/true, 0, false));
+          add_data_distributed(*group->projected, vecs.index_select(0, order), vec_group.index_select(0, order), *comm_);
+        } else {
+          add_data_distributed(*group->projected, vecs, vec_group, *comm_);
+        }
         if (comm_->is_main()) {
           // The cache only saves time: a failure to write it (full disk, read-only directory) is a note.
           try {
@@ -347,13 +424,22 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
         }
       }
       summary_s_ += seconds_since(ts);
-      if (comm_->is_main()) std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name, feats.size(1),
+      if (comm_->is_main()) std::cout << fmt::format("summaries[{}]: D={} M={} S={:.4g} cond(W+rI)<={:.3g} {}\n", name,
+                               V == 1 ? std::to_string(vecs.size(1)) : fmt::format("{}x{}", V, vecs.size(1)),
                                U.size(0), group->projected->scale(), group->projected->max_condition_number(),
                                loaded ? "(from cache " + cache + ")" : cached ? "(built, cached at " + cache + ")" : "(built, not cached)");
     }
     groups_.push_back(std::move(group));
   }
   precompute_s_ = seconds_since(t0);
+  if (comm_->is_main()) {
+    const auto m = memory();
+    const auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
+    if (m.feature_cache > 0) std::cout << fmt::format("memory: cached real features {:.1f} MiB\n", mib(m.feature_cache));
+    if (m.summaries > 0)
+      std::cout << fmt::format("memory: summaries {:.1f} MiB (float64) + {:.1f} MiB folded for queries (float32)\n",
+                               mib(m.summaries), mib(m.folded));
+  }
   // The time budget counts the precompute of a fresh run (equal-deadline comparisons); a resumed run
   // continues the clock stored in its checkpoint.
   elapsed_before_s_ = precompute_s_;
@@ -409,6 +495,25 @@ void Trainer::average_gradients(StepStats& stats) {
 
 Trainer::~Trainer() = default;
 
+Trainer::Memory Trainer::memory() const {
+  Memory m;
+  for (const auto& g : groups_) {
+    if (g->real) m.feature_cache += g->real->numel() * g->real->element_size();
+    if (!g->projected) continue;
+    const auto& f = *g->projected;
+    for (int64_t k = 0; k < f.layout().shards; ++k) {
+      const int64_t M = f.summary(k, 0).ksum.size(1), D = f.dim();
+      m.folded += M * D * 4;  // the shard's scaled landmarks
+      for (size_t t = 0; t < f.config().temperatures.size(); ++t) {
+        const auto& s = f.summary(k, t);
+        m.summaries += (s.ksum.numel() + s.kysum.numel()) * 8;
+        m.folded += ((s.ksum.size(0) + 1) * M * (D + 1) + M * M) * 4;  // numerator, denominator, Amap (fold)
+      }
+    }
+  }
+  return m;
+}
+
 void Trainer::on_main_agreed(const std::function<void()>& write) {
   std::string error;
   if (comm_->is_main()) {
@@ -457,41 +562,53 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
   PhaseClock clock(stats, phase_sync_ && device_.is_cuda());
   auto phi = image_features(images, group.name);
   clock.lap(&StepPhases::features);
+  const int64_t V = group.vectors, blocks = phi.size(0) / N;  // this rank's class groups
   if (group.projected) {
-    auto r = group.projected->compute(phi, share_rows(labels), share_rows(mass), comm_->sum_reducer());
+    // Queries in (class, vector) blocks of N rows, labelled class * V + vector (the summaries' layout).
+    auto q = split_vectors(phi, blocks, V).reshape({blocks * V * N, -1});
+    auto q_labels = share_rows(labels);
+    if (V > 1) {
+      auto vec = torch::arange(V, phi.options().dtype(torch::kLong)).repeat_interleave(N).repeat({blocks});
+      q_labels = q_labels.defined() ? q_labels.reshape({blocks, N}).select(1, 0).repeat_interleave(V * N) * V + vec : vec;
+    }
+    auto r = group.projected->compute(q, q_labels, share_rows(mass), comm_->sum_reducer());
     clock.lap(&StepPhases::fields);
     if (stats) stats->clamped_fraction += r.clamped_fraction / static_cast<double>(groups_.size());
-    if (targets) targets->push_back(r.target);
+    if (targets) targets->push_back(join_vectors(r.target.reshape({blocks * V, N, -1}), blocks, V));
     return r.loss;
   }
-  // Standard: positives drawn and encoded every step, N_pos per class of the batch.
+  // Standard: positives drawn every step, N_pos per class of the batch; their features gathered from the
+  // cache of the training set's features (positives = cached) or encoded now.
+  auto real_features = [&](const torch::Tensor& idx) {
+    torch::NoGradGuard no_grad;
+    return group.real ? group.real->index_select(0, idx.to(device_))
+                      : image_features(real_images_.index_select(0, idx.to(device_)), group.name);
+  };
   const int64_t P = config_.pos_per_class;
   const int64_t share = Nc / comm_->world_size(), first = comm_->rank() * share;  // this rank's classes
-  std::vector<torch::Tensor> pos;
+  std::vector<torch::Tensor> picks;
   for (int64_t c = 0; c < Nc; ++c) {
     torch::Tensor pool = config_.conditional ? data_.class_index[labels[c * N].item<int64_t>()] : torch::Tensor();
     const int64_t n = pool.defined() ? pool.numel() : data_.size();
     auto pick = torch::randint(n, {P}, rng_, torch::kLong);  // drawn on every rank: the RNGs stay in step
     if (c < first || c >= first + share) continue;
-    auto idx = pool.defined() ? pool.index_select(0, pick) : pick;
-    torch::NoGradGuard no_grad;
-    pos.push_back(image_features(real_images_.index_select(0, idx.to(device_)), group.name));
+    picks.push_back(pool.defined() ? pool.index_select(0, pick) : pick);
   }
-  StandardFieldInput in{phi.reshape({share, N, -1}), torch::stack(pos), {}, {}};
+  StandardFieldInput in{split_vectors(phi, share, V), split_vectors(real_features(torch::cat(picks)), share, V), {}, {}};
   clock.lap(&StepPhases::positives);
   if (mass.defined()) {
     // U real samples of random classes per class group, each with weight (alpha - 1)(N - 1) / U; drawn
     // for the whole batch on every rank (the RNGs stay in step), encoded for this rank's classes.
     const int64_t U = config_.guidance_negatives;
     auto pick = torch::randint(data_.size(), {Nc, U}, rng_, torch::kLong).narrow(0, first, share).reshape({-1});
-    torch::NoGradGuard no_grad;
-    in.negatives = image_features(real_images_.index_select(0, pick.to(device_)), group.name).reshape({share, U, -1});
-    in.negative_weight = mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U);
+    in.negatives = split_vectors(real_features(pick), share, V);
+    in.negative_weight = (mass.reshape({Nc, N}).select(1, 0).narrow(0, first, share) / static_cast<double>(U))
+                             .repeat_interleave(V);
     clock.lap(&StepPhases::positives);
   }
   auto r = group.standard->compute(in, comm_->sum_reducer());
   clock.lap(&StepPhases::fields);
-  if (targets) targets->push_back(r.goal.reshape({share * N, -1}) * r.coord_scale);
+  if (targets) targets->push_back(join_vectors(r.goal, share, V) * r.coord_scale);
   return r.loss;
 }
 

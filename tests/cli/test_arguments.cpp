@@ -4,6 +4,7 @@
 // or gave a misleading message before these checks.
 #include <torch/torch.h>
 
+#include "driftx/evaluator.h"
 #include "driftx/files.h"
 #include "driftx/npy.h"
 #include "test_support.h"
@@ -66,6 +67,14 @@ TEST_F(CliArguments, InRangeValuesReachTheCheckpoint) {
     EXPECT_NE(out.find("none.pt"), std::string::npos) << args << ": " << out;
     EXPECT_EQ(out.find("--alpha"), std::string::npos) << args << ": " << out;
   }
+}
+
+// `encoder train --out <the evaluator>` is refused before the minutes of training, not at save time.
+TEST_F(CliArguments, EncoderOutOntoTheEvaluatorIsRefusedBeforeTraining) {
+  const auto [rc, out] = run("encoder train --dataset mnist --out " + evaluator_weights_path("mnist"));
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("is the FID evaluator of mnist"), std::string::npos) << out;
+  EXPECT_EQ(out.find("epoch"), std::string::npos) << "trained before refusing: " << out;
 }
 
 }  // namespace

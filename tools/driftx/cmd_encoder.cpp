@@ -23,6 +23,7 @@ void run_train(const EncoderArgs& a) {
   DRIFTX_CHECK(std::find(names.begin(), names.end(), a.dataset) != names.end(), "--dataset {}: use mnist or fashion-mnist",
                a.dataset);
   const std::string out = a.out.empty() ? encoder_weights_path(a.dataset, a.models_dir) : a.out;
+  check_encoder_destination(out);  // before minutes of training
   const auto t0 = std::chrono::steady_clock::now();
   auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto train = load_dataset(a.dataset, "train", a.data_dir);

@@ -110,6 +110,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--classes-per-step", c.classes_per_step, "N_c: classes per step")->capture_default_str();
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
   cmd->add_option("--pos-per-class", c.pos_per_class, "N_pos: real positives per class per step (standard)")->capture_default_str();
+  cmd->add_option("--positives", c.positives, "Standard: positives' features gathered from a cache of the training set's "
+                                              "features (cached) or encoded every step (encode)")->capture_default_str();
+  cmd->add_option("--per-location", c.per_location, "Groups of several vectors (encoder locations, patches): one kernel "
+                                                    "per vector (true) or the flattened row as one vector (false)")
+      ->capture_default_str();
   cmd->add_option("--temps", a.temps, fmt::format("Comma-separated temperatures (default: driftxpress {}; standard {})",
                                                   fmt::join(default_temperatures("driftxpress"), ","),
                                                   fmt::join(default_temperatures("standard"), ",")));
@@ -121,6 +126,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--affinity-floor", c.affinity_floor, "Affinity floor of the standard field")->capture_default_str();
   cmd->add_option("--landmark-strategy", c.landmark_strategy, "Landmark selection (driftxpress)")->capture_default_str();
   cmd->add_option("--landmarks", c.landmarks, "Total landmarks per feature group (driftxpress)")->capture_default_str();
+  cmd->add_option("--landmark-shards", c.landmark_shards, "Block-diagonal Nystrom (driftxpress): K class shards with "
+                                                          "their own landmarks and map, K dividing the classes (1: one "
+                                                          "shared map)")->capture_default_str();
   cmd->add_option("--ridge", c.ridge, "Nystrom ridge (driftxpress)")->capture_default_str();
   cmd->add_option("--repulsion", c.repulsion, "exact or projected (driftxpress)")->capture_default_str();
   cmd->add_option("--cache-dir", c.cache_dir, "Where data summaries are cached (default: <out>/../cache)");
