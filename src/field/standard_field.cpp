@@ -102,33 +102,45 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
         dmin_col.copy_(torch::minimum(dmin_col, d.amin(1, true)));
     });
 
-    // Coefficient matrix reused across temperatures: memory stays at two G x N x T (dn and A).
-    auto A = torch::empty({G, N, T}, opts);
+    // Coefficient matrices: one G x N x T per temperature when all of them fit in a few blocks' worth of
+    // memory (small shapes: then one product serves every temperature, a larger and so faster GEMM),
+    // else one reused across temperatures (memory stays at two G x N x T: dn and A).
+    const int64_t nt = static_cast<int64_t>(config_.temperatures.size());
+    const bool one_product = nt * G * N * T <= 2 * config_.block_elements;
+    auto A_all = torch::empty({G, one_product ? nt * N : N, T}, opts);
     auto lse_row = torch::empty({G, N, 1}, opts), lse_col = torch::empty({G, 1, T}, opts);
     auto rs_n = torch::empty({G, N, 1}, opts), rs_p = torch::empty({G, N, 1}, opts);
-    auto coef_rowsum = torch::empty({G, N, 1}, opts);
     auto drift_sum = torch::zeros_like(Xs);
-    for (double tau : config_.temperatures) {
+    // F_tau = coef @ Ts - rowsum(coef) * Xs with rowsum(coef) = -rowsum(An) rowsum(Ap) + rowsum(Ap) rowsum(An)
+    // = 0 identically (SPEC §2 step 5): only the product is computed. Normalised and summed into drift_sum.
+    auto add_drift = [&](const torch::Tensor& F) {
+      const double ms = F.pow(2).mean().item<double>();  // one reduction serves drift_rms and the norm
+      out.drift_rms.push_back(std::sqrt(ms));
+      drift_sum.add_(F, 1.0 / drift_norm_divisor(F, ms, DriftNorm::ClampMeanSquare, 1e-8, reduce));
+    };
+    for (int64_t ti = 0; ti < nt; ++ti) {
+      const double tau = config_.temperatures[static_cast<size_t>(ti)];
+      auto A = A_all.narrow(1, one_product ? ti * N : 0, N);
       // logits = k * dn. sqrt(softmax_row * softmax_col) = exp(l - lse_row/2 - lse_col/2): one exp,
       // no underflow of the product before the square root.
       const auto k = torch::scalar_tensor(-1.0 / tau, opts);
-      auto max_row = dmin_row * k, max_col = dmin_col * k;  // the logits' row and column maxima
+      auto neg_max_row = dmin_row * (1.0 / tau), neg_max_col = dmin_col * (1.0 / tau);  // -(the logits' maxima)
       lse_col.zero_();
       for_blocks([&](int64_t i0, int64_t b) {
         auto d = dn.narrow(1, i0, b);
         auto S = scratch.narrow(1, 0, b);
-        at::mul_out(S, d, k).sub_(max_row.narrow(1, i0, b)).exp_();
+        at::addcmul_out(S, neg_max_row.narrow(1, i0, b), d, k).exp_();  // l - max_row
         auto lr = lse_row.narrow(1, i0, b);
         at::sum_out(lr, S, {2}, true);
-        at::mul_out(S, d, k).sub_(max_col).exp_();
+        at::addcmul_out(S, neg_max_col, d, k).exp_();  // l - max_col
         lse_col.add_(S.sum(1, true));
       });
-      lse_row.log_().add_(max_row);  // logsumexp = log(sum exp(l - max)) + max
-      lse_col.log_().add_(max_col);
-      auto half_row = lse_row * 0.5, half_col = lse_col * 0.5;
+      lse_row.log_().sub_(neg_max_row);  // logsumexp = log(sum exp(l - max)) + max
+      lse_col.log_().sub_(neg_max_col);
+      auto neg_half_row = lse_row * -0.5, half_col = lse_col * 0.5;
       for_blocks([&](int64_t i0, int64_t b) {
         auto Ab = A.narrow(1, i0, b);
-        at::mul_out(Ab, dn.narrow(1, i0, b), k).sub_(half_row.narrow(1, i0, b)).sub_(half_col).exp_();
+        at::addcmul_out(Ab, neg_half_row.narrow(1, i0, b), dn.narrow(1, i0, b), k).sub_(half_col).exp_();
         if (sqrt_floor > 0) Ab.clamp_min_(sqrt_floor);
         if (U > 0) Ab.narrow(2, N, U).mul_(w_neg);  // column weights: 1 elsewhere
         auto An = Ab.narrow(2, 0, N + U), Ap = Ab.narrow(2, N + U, P);
@@ -136,14 +148,14 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
         at::sum_out(rn, An, {2}, true);
         at::sum_out(rp, Ap, {2}, true);
         // Coefficients in place: negatives -An * rowsum(Ap), positives Ap * rowsum(An).
-        An.mul_(rp).neg_();
+        An.mul_(rp.neg());
         Ap.mul_(rn);
-        auto cr = coef_rowsum.narrow(1, i0, b);
-        at::sum_out(cr, Ab, {2}, true);  // zero up to rounding
       });
-      auto F = torch::matmul(A, Ts).sub_(coef_rowsum * Xs);
-      out.drift_rms.push_back(F.pow(2).mean().sqrt().item<double>());
-      drift_sum.add_(normalize_drift(F, DriftNorm::ClampMeanSquare, 1e-8, reduce));
+      if (!one_product) add_drift(matmul_in(A, Ts, config_.products));
+    }
+    if (one_product) {
+      auto F = matmul_in(A_all, Ts, config_.products);  // G x (nt N) x D
+      for (int64_t ti = 0; ti < nt; ++ti) add_drift(F.narrow(1, ti * N, N));
     }
     goal = Xs + drift_sum;
     out.drift = two_d ? drift_sum.squeeze(0) : drift_sum;
