@@ -94,6 +94,7 @@ double median(std::vector<double> v);
 // ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
 void add_bench_field_standard(CLI::App& bench);
 void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
+void add_bench_attraction(CLI::App& bench);  // bench/bench_attraction.cpp
 void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
 void add_bench_dist(CLI::App& bench);        // bench/bench_dist.cpp
 void add_bench_cost_model(CLI::App& bench);  // bench/bench_cost_model.cpp
