@@ -61,6 +61,10 @@ std::string device_name(const std::string& device);  // "threads=2  BLAS=open  L
 
 using driftx::parse_int_list;  // "256,1024" -> {256, 1024} (driftx/parse.h)
 
+// The options the MNIST-based benches share: --dataset, --data-dir, --seed, --report.
+void add_dataset_options(CLI::App* cmd, std::string& dataset, std::string& data_dir, uint64_t& seed,
+                         std::string& report);
+
 // ---- output ----------------------------------------------------------------------------------
 // A GitHub-flavoured markdown table; numeric-looking cells are right-aligned.
 class MarkdownTable {

@@ -58,7 +58,7 @@ struct ProjectedFieldConfig {
   // each query's shift kept as a running minimum (online rescaling, like a streaming log-sum-exp), so
   // its working set is B x landmark_block instead of B x M. 0: one block of all landmarks. Results
   // do not depend on it beyond float32 rounding.
-  int64_t landmark_block = 512;
+  int64_t landmark_block = 1024;
   // Query-time products of the attraction (kernel values x folded summaries): float32 or bf16.
   ProductPrecision products = ProductPrecision::Float32;
 };

@@ -372,7 +372,7 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   // touched and the shift is the smallest distance to them. The all-data sums (guidance, or
   // unconditional queries) need every shard, with one common shift.
   struct QuerySet {
-    torch::Tensor rows;  // on x's device; undefined: all queries
+    torch::Tensor rows;  // on the labels' device (CPU labels: class blocks are read there); undefined: all
     int64_t shard = all_shards;
   };
   std::vector<QuerySet> sets;
@@ -389,7 +389,7 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   } else if (layout_.shards == 1) {
     sets.push_back({{}, 0});
   } else {
-    auto parts = groups_of(layout_.shard_of_classes(lab));
+    auto parts = groups_of(layout_.shard_of_classes(labels.to(torch::kLong).reshape({-1})));
     for (auto& [k, idx] : parts) sets.push_back({parts.size() == 1 ? torch::Tensor() : idx, k});
   }
   std::vector<torch::Tensor> num(nt), den(nt), anum(separate_all ? nt : 0), aden(separate_all ? nt : 0);
@@ -400,16 +400,17 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   }
   if (touched) *touched = torch::zeros({B}, opts.dtype(torch::kLong));
   for (const auto& set : sets) {
-    auto xq = set.rows.defined() ? x.index_select(0, set.rows) : x;
-    auto lq = !labels.defined() ? torch::Tensor() : set.rows.defined() ? lab.index_select(0, set.rows) : lab;
+    const auto rows = set.rows.defined() ? set.rows.to(x.device()) : torch::Tensor();
+    auto xq = rows.defined() ? x.index_select(0, rows) : x;
+    auto lq = !labels.defined() ? torch::Tensor() : rows.defined() ? lab.index_select(0, rows) : lab;
     const int64_t n = xq.size(0);
     // How the set's queries meet their class rows: one batched product over equal contiguous class
     // blocks, or one product per class present, or (no labels) the unconditional row C.
     std::optional<ClassBlocks> blocks;
     if (lq.defined() && batch_classes(x))
-      blocks = class_blocks(labels.is_cpu() ? (set.rows.defined() ? labels.reshape({-1}).index_select(0, set.rows.cpu())
-                                                                  : labels)
-                                            : torch::Tensor());
+      blocks = class_blocks(!labels.is_cpu()    ? torch::Tensor()
+                            : set.rows.defined() ? labels.reshape({-1}).index_select(0, set.rows)
+                                                 : labels);
     auto class_groups = lq.defined() && !blocks ? groups_of(lq) : std::vector<std::pair<int64_t, torch::Tensor>>{};
     std::vector<int64_t> shards;
     for (int64_t k = 0; k < layout_.shards; ++k)
@@ -476,19 +477,19 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
       }
     }
     if (touched) {
-      if (set.rows.defined()) touched->index_fill_(0, set.rows, touched_n); else touched->fill_(touched_n);
+      if (rows.defined()) touched->index_fill_(0, rows, touched_n); else touched->fill_(touched_n);
     }
     for (size_t t = 0; t < nt; ++t) {
       auto qn = acc[t].narrow(1, 0, D), qd = acc[t].select(1, D);
       if (sets.size() == 1) {
         num[t] = qn, den[t] = qd;
       } else {
-        num[t].index_copy_(0, set.rows, qn);
-        den[t].index_copy_(0, set.rows, qd);
+        num[t].index_copy_(0, rows, qn);
+        den[t].index_copy_(0, rows, qd);
       }
       if (separate_all) anum[t] = acc_all[t].narrow(1, 0, D), aden[t] = acc_all[t].select(1, D);
     }
-    if (sets.size() == 1) shift = m; else shift.index_copy_(0, set.rows, m);
+    if (sets.size() == 1) shift = m; else shift.index_copy_(0, rows, m);
   }
   if (all_data) *all_data = separate_all ? KernelSums{anum, aden, shift} : KernelSums{num, den, shift};
   return {num, den, shift};
