@@ -394,14 +394,19 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   }
   std::vector<torch::Tensor> num(nt), den(nt), anum(separate_all ? nt : 0), aden(separate_all ? nt : 0);
   torch::Tensor shift;
-  if (sets.size() > 1) {
-    for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, D}, opts), den[t] = torch::zeros({B}, opts);
+  // Sums are written straight out when one set covers every query in order, else scattered into these.
+  auto full_outputs = [&] {
+    if (shift.defined()) return;
+    for (size_t t = 0; t < nt; ++t) {
+      num[t] = torch::zeros({B, D}, opts), den[t] = torch::zeros({B}, opts);
+      if (separate_all) anum[t] = torch::zeros({B, D}, opts), aden[t] = torch::zeros({B}, opts);
+    }
     shift = torch::zeros({B}, opts);
-  }
+  };
   if (touched) *touched = torch::zeros({B}, opts.dtype(torch::kLong));
   for (const auto& set : sets) {
     const auto rows = set.rows.defined() ? set.rows.to(x.device()) : torch::Tensor();
-    auto xq = rows.defined() ? x.index_select(0, rows) : x;
+    auto xq = rows.defined() ? x.index_select(0, rows) : x;  // reordered by class below (loop)
     auto lq = !labels.defined() ? torch::Tensor() : rows.defined() ? lab.index_select(0, rows) : lab;
     const int64_t n = xq.size(0);
     // How the set's queries meet their class rows: one batched product over equal contiguous class
@@ -412,6 +417,26 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
                             : set.rows.defined() ? labels.reshape({-1}).index_select(0, set.rows)
                                                  : labels);
     auto class_groups = lq.defined() && !blocks ? groups_of(lq) : std::vector<std::pair<int64_t, torch::Tensor>>{};
+    // Per-class products on contiguous rows: the set's queries are put in class order once, so each
+    // class is a row range [first, first + count) of the kernel block and of the accumulators (no
+    // gathered copy of kernel rows per block and temperature, no scatter-add).
+    struct ClassRange {
+      int64_t c, first, count;
+    };
+    std::vector<ClassRange> ranges;
+    auto out_rows = rows;  // where the set's accumulator rows go (undefined: all queries, in order)
+    if (class_groups.size() > 1) {
+      std::vector<torch::Tensor> parts;
+      for (const auto& [c, idx] : class_groups) {
+        ranges.push_back({c, ranges.empty() ? 0 : ranges.back().first + ranges.back().count, idx.numel()});
+        parts.push_back(idx);
+      }
+      auto order = torch::cat(parts);
+      xq = xq.index_select(0, order);
+      out_rows = rows.defined() ? rows.index_select(0, order) : order;
+    } else if (class_groups.size() == 1) {
+      ranges.push_back({class_groups[0].first, 0, xq.size(0)});
+    }
     std::vector<int64_t> shards;
     for (int64_t k = 0; k < layout_.shards; ++k)
       if (set.shard == all_shards || set.shard == k) shards.push_back(k);
@@ -467,9 +492,10 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
             auto view = acc[t].view({G, nb, D + 1});
             add_product(view, K.view({G, nb, l}), rows_for(Fk.narrow(1, l0, l), blocks->classes));
           } else {
-            for (const auto& [c, idx] : class_groups) {
-              if (layout_.shard_of_class(c) != k) continue;  // zero rows: class c has no data in shard k
-              acc[t].index_add_(0, idx, matmul_in(K.index_select(0, idx), Fk[c].narrow(0, l0, l), config_.products));
+            for (const auto& r : ranges) {
+              if (layout_.shard_of_class(r.c) != k) continue;  // zero rows: class c has no data in shard k
+              auto into = acc[t].narrow(0, r.first, r.count);
+              add_product(into, K.narrow(0, r.first, r.count), Fk[r.c].narrow(0, l0, l));
             }
           }
           if (separate_all) add_product(acc_all[t], K, Fk[C].narrow(0, l0, l));
@@ -479,17 +505,17 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
     if (touched) {
       if (rows.defined()) touched->index_fill_(0, rows, touched_n); else touched->fill_(touched_n);
     }
+    const bool direct = sets.size() == 1 && !out_rows.defined();
+    if (!direct) full_outputs();
+    auto put = [&](torch::Tensor& into, const torch::Tensor& from) {
+      if (direct) into = from; else into.index_copy_(0, out_rows, from);
+    };
     for (size_t t = 0; t < nt; ++t) {
-      auto qn = acc[t].narrow(1, 0, D), qd = acc[t].select(1, D);
-      if (sets.size() == 1) {
-        num[t] = qn, den[t] = qd;
-      } else {
-        num[t].index_copy_(0, rows, qn);
-        den[t].index_copy_(0, rows, qd);
-      }
-      if (separate_all) anum[t] = acc_all[t].narrow(1, 0, D), aden[t] = acc_all[t].select(1, D);
+      put(num[t], acc[t].narrow(1, 0, D));
+      put(den[t], acc[t].select(1, D));
+      if (separate_all) put(anum[t], acc_all[t].narrow(1, 0, D)), put(aden[t], acc_all[t].select(1, D));
     }
-    if (sets.size() == 1) shift = m; else shift.index_copy_(0, rows, m);
+    put(shift, m);
   }
   if (all_data) *all_data = separate_all ? KernelSums{anum, aden, shift} : KernelSums{num, den, shift};
   return {num, den, shift};

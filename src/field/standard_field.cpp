@@ -129,23 +129,25 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
       std::vector<double> ks;
       for (int64_t t = t0; t < t0 + p; ++t) ks.push_back(-1.0 / config_.temperatures[static_cast<size_t>(t)]);
       const auto k = torch::tensor(ks, opts).view({1, p, 1, 1});
-      auto neg_max_row = dmin_row.unsqueeze(1) * k.neg(), neg_max_col = dmin_col.unsqueeze(1) * k.neg();  // -maxima
+      auto max_row = dmin_row.unsqueeze(1) * k, max_col = dmin_col.unsqueeze(1) * k;  // the logits' maxima
       lse_col.zero_();
+      // The logits are written into A (overwritten by the coefficients below), so k * dn is formed once.
       for_blocks(rows, [&](int64_t i0, int64_t b) {
-        auto d = dn4.narrow(2, i0, b);
+        auto L = A.narrow(2, i0, b);
+        at::mul_out(L, dn4.narrow(2, i0, b), k);
         auto S = scratch.narrow(2, 0, b);
-        at::addcmul_out(S, neg_max_row.narrow(2, i0, b), d, k).exp_();  // l - max_row
+        at::sub_out(S, L, max_row.narrow(2, i0, b)).exp_();
         auto lr = lse_row.narrow(2, i0, b);
         at::sum_out(lr, S, {3}, true);
-        at::addcmul_out(S, neg_max_col, d, k).exp_();  // l - max_col
+        at::sub_out(S, L, max_col).exp_();
         lse_col.add_(S.sum(2, true));
       });
-      lse_row.log_().sub_(neg_max_row);  // logsumexp = log(sum exp(l - max)) + max
-      lse_col.log_().sub_(neg_max_col);
-      auto neg_half_row = lse_row * -0.5, half_col = lse_col * 0.5;
+      lse_row.log_().add_(max_row);  // logsumexp = log(sum exp(l - max)) + max
+      lse_col.log_().add_(max_col);
+      auto half_row = lse_row * 0.5, half_col = lse_col * 0.5;
       for_blocks(rows, [&](int64_t i0, int64_t b) {
         auto Ab = A.narrow(2, i0, b);
-        at::addcmul_out(Ab, neg_half_row.narrow(2, i0, b), dn4.narrow(2, i0, b), k).sub_(half_col).exp_();
+        Ab.sub_(half_row.narrow(2, i0, b)).sub_(half_col).exp_();
         if (sqrt_floor > 0) Ab.clamp_min_(sqrt_floor);
         if (U > 0) Ab.narrow(3, N, U).mul_(w_neg.unsqueeze(1));  // column weights: 1 elsewhere
         auto An = Ab.narrow(3, 0, N + U), Ap = Ab.narrow(3, N + U, P);
