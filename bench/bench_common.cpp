@@ -257,4 +257,12 @@ void MarkdownTable::print(std::ostream& os) const {
 
 std::string fixed(double v, int decimals) { return fmt::format("{:.{}f}", v, decimals); }
 
+void add_dataset_options(CLI::App* cmd, std::string& dataset, std::string& data_dir, uint64_t& seed,
+                         std::string& report) {
+  cmd->add_option("--dataset", dataset, "mnist or fashion-mnist")->capture_default_str();
+  cmd->add_option("--data-dir", data_dir, "Dataset directory");
+  cmd->add_option("--seed", seed, "Seed")->capture_default_str();
+  cmd->add_option("--report", report, "Output: JSON rows + machine + configuration");
+}
+
 }  // namespace driftx::bench

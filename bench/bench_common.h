@@ -61,6 +61,10 @@ std::string device_name(const std::string& device);  // "threads=2  BLAS=open  L
 
 using driftx::parse_int_list;  // "256,1024" -> {256, 1024} (driftx/parse.h)
 
+// The options the MNIST-based benches share: --dataset, --data-dir, --seed, --report.
+void add_dataset_options(CLI::App* cmd, std::string& dataset, std::string& data_dir, uint64_t& seed,
+                         std::string& report);
+
 // ---- output ----------------------------------------------------------------------------------
 // A GitHub-flavoured markdown table; numeric-looking cells are right-aligned.
 class MarkdownTable {
@@ -96,6 +100,7 @@ double median(std::vector<double> v);
 // ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
 void add_bench_field_standard(CLI::App& bench);
 void add_bench_field(CLI::App& bench);       // bench/bench_field.cpp
+void add_bench_attraction(CLI::App& bench);  // bench/bench_attraction.cpp
 void add_bench_train_step(CLI::App& bench);  // bench/bench_train_step.cpp
 void add_bench_dist(CLI::App& bench);        // bench/bench_dist.cpp
 void add_bench_cost_model(CLI::App& bench);  // bench/bench_cost_model.cpp

@@ -126,10 +126,7 @@ void add_bench_field(CLI::App& bench) {
   cmd->add_option("--real", a.real, "Real samples |Y| (at most the training set)")->capture_default_str();
   cmd->add_option("--temps", a.temps, "Temperatures of the attraction")->capture_default_str();
   cmd->add_option("--repeats", a.repeats, "Timed repeats (median reported)")->capture_default_str();
-  cmd->add_option("--dataset", a.dataset, "mnist or fashion-mnist")->capture_default_str();
-  cmd->add_option("--data-dir", a.data_dir, "Dataset directory");
-  cmd->add_option("--seed", a.seed, "Seed")->capture_default_str();
-  cmd->add_option("--report", a.report, "Output: JSON rows + machine + configuration");
+  add_dataset_options(cmd, a.dataset, a.data_dir, a.seed, a.report);
   cmd->callback([] { run(a); });
 }
 

@@ -21,7 +21,7 @@ namespace driftx::bench {
 namespace {
 
 struct Args {
-  std::string n = "256,1024", p = "256,4096", d = "64,784", temps = "0.02,0.05,0.2", report;
+  std::string n = "256,1024", p = "256,4096", d = "64,784", temps = "0.02,0.05,0.2", report, matmul_dtype = "float32";
   int repeats = 5, warmup = 1;
   uint64_t seed = 0;
 };
@@ -32,6 +32,7 @@ void run(const Args& a) {
   const auto Ds = parse_int_list(a.d, "--d", 1);
   StandardFieldConfig cfg;
   cfg.temperatures = parse_temperatures(a.temps);
+  cfg.products = parse_product_precision(a.matmul_dtype);
   DRIFTX_CHECK(a.repeats >= 1, "--repeats must be >= 1, got {}", a.repeats);
   DRIFTX_CHECK(a.warmup >= 0, "--warmup must be >= 0, got {}", a.warmup);
   const StandardField field(cfg);
@@ -39,8 +40,9 @@ void run(const Args& a) {
 
   const MachineInfo machine = machine_info();
   std::cout << "bench field-standard: " << header_line(machine) << "\n"
-            << fmt::format("float32, one group, U=0, T=N+P; temperatures {}; median of {} repeats after {} warm-up\n",
-                           a.temps, a.repeats, a.warmup)
+            << fmt::format("float32 inputs, {} coef @ targets, one group, U=0, T=N+P; temperatures {}; median of {} "
+                           "repeats after {} warm-up\n",
+                           to_string(cfg.products), a.temps, a.repeats, a.warmup)
             << "GFLOP/s counts the matrix products only: 2*N*T*D (distances) + 2*N*T*D per temperature "
                "(coef @ targets)\n"
             << std::flush;
@@ -120,7 +122,7 @@ void run(const Args& a) {
         {"config",
          {{"n", Ns}, {"p", Ps}, {"d", Ds}, {"u", 0}, {"groups", 1}, {"dtype", "float32"},
           {"temperatures", cfg.temperatures}, {"affinity_floor", cfg.affinity_floor},
-          {"self_exclusion", cfg.self_exclusion}, {"repeats", a.repeats}, {"warmup", a.warmup}, {"seed", a.seed}}},
+          {"self_exclusion", cfg.self_exclusion}, {"matmul_dtype", to_string(cfg.products)}, {"repeats", a.repeats}, {"warmup", a.warmup}, {"seed", a.seed}}},
         {"flop_count", "2*N*T*D*(1 + temperatures): distance GEMM + coef @ targets per temperature, T = N + P"},
         {"gemm_baseline", "torch::matmul: (N x D)(D x T) once + (N x T)(T x D) per temperature"},
         {"memory_method", memory_method},
@@ -145,6 +147,8 @@ void add_bench_field_standard(CLI::App& bench) {
   cmd->add_option("--p", a.p, "Positives per group, comma-separated")->capture_default_str();
   cmd->add_option("--d", a.d, "Feature dimensions, comma-separated")->capture_default_str();
   cmd->add_option("--temps", a.temps, "Comma-separated temperatures")->capture_default_str();
+  cmd->add_option("--matmul-dtype", a.matmul_dtype, "The field's coef @ targets products: float32 or bf16 (the GEMM "
+                  "baseline stays float32)")->capture_default_str();
   cmd->add_option("--repeats", a.repeats, "Timed calls per configuration (median reported)")->capture_default_str();
   cmd->add_option("--warmup", a.warmup, "Untimed calls before timing")->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the random inputs")->capture_default_str();

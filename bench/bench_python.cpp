@@ -30,6 +30,7 @@
 #include "driftx/error.h"
 #include "driftx/features.h"
 #include "driftx/files.h"
+#include "driftx/kernel.h"
 #include "driftx/landmarks.h"
 #include "driftx/npy.h"
 #include "driftx/projected_field.h"
@@ -47,7 +48,7 @@ struct Args {
   std::string projected = "250:1000:784,1000:2000:784";  // B:M:D (D: 784 pixels, 196 pool2, 49 pool4)
   std::string methods = "standard,driftxpress";
   std::string features = "pixels,pool2,pool4", temps = "0.02,0.05,0.2";
-  std::string python, script, out = "runs/bench-vs-python", report, data_dir;
+  std::string python, script, out = "runs/bench-vs-python", report, data_dir, matmul_dtype = "float32";
   int64_t width = 64, gen_per_class = 25, pos_per_class = 256, landmarks = 1000, real = 10000;
   int rounds = 3, repeats = 5, steps = 5, warmup = 1;
   uint64_t seed = 0;
@@ -196,13 +197,16 @@ std::string group_for_dim(int64_t D) {
 
 Row bench_standard(const Args& a, const std::vector<double>& temps, int64_t N, int64_t P, int64_t D) {
   torch::NoGradGuard no_grad;
-  Row row{"standard field", fmt::format("N={} P={} D={}", N, P, D)};
+  const auto products = parse_product_precision(a.matmul_dtype);
+  Row row{products == ProductPrecision::Float32 ? "standard field" : "standard field, ours bf16",
+          fmt::format("N={} P={} D={}", N, P, D)};
   const std::string dir = fmt::format("{}/standard-{}-{}-{}", a.out, N, P, D);
   make_dirs(dir);
   torch::manual_seed(a.seed);
   auto X = torch::randn({1, N, D}), Yp = torch::randn({1, P, D});
   StandardFieldConfig cfg;
   cfg.temperatures = temps;
+  cfg.products = products;
   const StandardField field(cfg);
   const StandardFieldInput in{X, Yp, {}, {}};
   auto r = field.compute(in);
@@ -227,7 +231,9 @@ Row bench_projected(const Args& a, const std::vector<double>& temps, int64_t B, 
   torch::NoGradGuard no_grad;
   const std::string group = group_for_dim(D);
   DRIFTX_CHECK(B % 10 == 0, "vs-python --projected: B must be a multiple of the 10 classes, got {}", B);
-  Row row{"projected field query", fmt::format("B={} M={} D={} ({})", B, M, D, group)};
+  const auto products = parse_product_precision(a.matmul_dtype);
+  Row row{products == ProductPrecision::Float32 ? "projected field query" : "projected field query, ours bf16",
+          fmt::format("B={} M={} D={} ({})", B, M, D, group)};
   const std::string dir = fmt::format("{}/projected-{}-{}-{}", a.out, B, M, D);
   const auto train = load_dataset("mnist", "train", a.data_dir);
   const auto test = load_dataset("mnist", "test", a.data_dir);
@@ -241,6 +247,7 @@ Row bench_projected(const Args& a, const std::vector<double>& temps, int64_t B, 
   const auto idx = select_landmarks(real, real_labels, lc);
   ProjectedFieldConfig pc;
   pc.temperatures = temps;
+  pc.products = products;
   const auto field = build_projected_field(real, real_labels, real.index_select(0, idx), real_labels.index_select(0, idx),
                                            ShardLayout{10, 1}, std::nullopt, pc);
   // Queries: B/10 test images per class, class-major (the trainer's layout), plus N(0, 0.3^2) noise.
@@ -434,6 +441,9 @@ void add_bench_vs_python(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--methods", a.methods, "Training-step methods")->capture_default_str();
   cmd->add_flag("--no-train", a.no_train, "Skip the training steps");
+  cmd->add_option("--matmul-dtype", a.matmul_dtype,
+                  "C++ side's field products: float32, or bf16 (Python stays float32; rows are marked)")
+      ->capture_default_str();
   cmd->add_option("--features", a.features, "Training step: feature groups")->capture_default_str();
   cmd->add_option("--width", a.width, "Training step: generator width")->capture_default_str();
   cmd->add_option("--gen-per-class", a.gen_per_class, "Training step: generated samples per class")->capture_default_str();

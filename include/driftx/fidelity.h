@@ -20,6 +20,7 @@ struct FidelityConfig {
   bool conditional = true;   // per-class summaries, each query attracted by its own class
   int64_t batch = 256;       // queries per timed step
   int repeats = 3;           // timed repeats (median)
+  bool bf16 = false;         // also measure the attraction with bf16 products (ProductPrecision)
   uint64_t seed = 0;
 };
 
@@ -34,6 +35,9 @@ struct FidelityRow {
   double condition_number = 0;            // max over temperatures of cond(W + ridge I)
   double scale = 0;
   std::vector<double> cosine_per_temperature, rel_l2_per_temperature;
+  // With FidelityConfig::bf16: the same for the attraction with bf16 products, and its time.
+  double cosine_bf16 = 0, rel_l2_bf16 = 0, projected_bf16_ms = 0;
+  std::vector<double> cosine_bf16_per_temperature;
 };
 
 // real: |Y| x D features, labels: |Y| int64 (classes 0..C-1); queries: Q x D in the same feature space,

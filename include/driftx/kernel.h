@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <torch/torch.h>
 
@@ -19,6 +20,17 @@ torch::Tensor euclidean_distances(const torch::Tensor& x, const torch::Tensor& y
 // Laplace kernel on Euclidean distance: exp(-||x - y|| / tau_eff). x: n x d, y: m x d -> n x m.
 torch::Tensor laplace_kernel(const torch::Tensor& x, const torch::Tensor& y, double tau_eff);
 
+// Precision of a field's query-time matrix products (kernel values times summaries or targets).
+// Float32: everything float32. BFloat16: both operands rounded to bfloat16 (8 significant bits), the
+// product accumulated by the BLAS/oneDNN kernel in float32 where LibTorch provides one, its result
+// added to float32 accumulators. Distances always stay float32: ||x||^2 + ||y||^2 - 2 x.y cancels,
+// and an error of 2^-9 of ||x||^2 would swamp the small distances that dominate a sharp kernel.
+enum class ProductPrecision { Float32, BFloat16 };
+ProductPrecision parse_product_precision(const std::string& name);  // "float32" | "bf16"
+std::string to_string(ProductPrecision p);
+// a @ b in the given precision; the result is float32 (or a's dtype when Float32).
+torch::Tensor matmul_in(const torch::Tensor& a, const torch::Tensor& b, ProductPrecision p);
+
 // Effective temperature of the projected field: tau * sqrt(D) (SPEC §3).
 double effective_temperature(double tau, int64_t dim);
 
@@ -30,5 +42,9 @@ double effective_temperature(double tau, int64_t dim);
 enum class DriftNorm { ClampMeanSquare, AddEps };
 torch::Tensor normalize_drift(const torch::Tensor& drift, DriftNorm guard, double eps = 1e-8,
                               const SumReducer& reduce = {});
+// The divisor normalize_drift applies, for a drift whose local mean(F^2) is already known (one reduction
+// then serves a report and the normalisation): drift / divisor == normalize_drift(drift, ...).
+double drift_norm_divisor(const torch::Tensor& drift, double mean_square, DriftNorm guard, double eps = 1e-8,
+                          const SumReducer& reduce = {});
 
 }  // namespace driftx

@@ -54,6 +54,13 @@ struct ProjectedFieldConfig {
   Repulsion repulsion = Repulsion::Exact;
   int64_t chunk = 4096;  // real samples per streamed chunk when summarising
   ClassBatching class_batching = ClassBatching::Auto;
+  // Performance only: the attraction streams over blocks of this many landmarks (per shard), with
+  // each query's shift kept as a running minimum (online rescaling, like a streaming log-sum-exp), so
+  // its working set is B x landmark_block instead of B x M. 0: one block of all landmarks. Results
+  // do not depend on it beyond float32 rounding.
+  int64_t landmark_block = 1024;
+  // Query-time products of the attraction (kernel values x folded summaries): float32 or bf16.
+  ProductPrecision products = ProductPrecision::Float32;
 };
 
 // Feature scale S (SPEC §3): mean distance between the real features (|Y| x D) and up to 256 of the
@@ -138,11 +145,17 @@ class ProjectedField {
   // Pieces in scaled coordinates (xs = x / S), one tensor (B x D) per temperature. Distances to the
   // landmarks are computed once and shared by the temperatures. `clamped` (if given) receives, per
   // temperature, the number of queries whose attraction denominator was clamped at eps.
+  // `touched` (if given) receives, per query, how many landmarks it was compared with (all M, or its own
+  // shard's M_k for a class-conditional query of a sharded field).
   std::vector<torch::Tensor> attractions(const torch::Tensor& xs, const torch::Tensor& labels,
-                                         std::vector<int64_t>* clamped = nullptr) const;
+                                         std::vector<int64_t>* clamped = nullptr, torch::Tensor* touched = nullptr) const;
   // extra (optional): kernel mass added to each query's repulsion numerator and denominator (guidance).
   std::vector<torch::Tensor> repulsions(const torch::Tensor& xs, const torch::Tensor& labels,
                                         const ExtraNegatives* extra = nullptr) const;
+
+  // Changes the query step's performance options (ProjectedFieldConfig::landmark_block, products)
+  // without rebuilding maps or summaries; the folded copies are rebuilt on the next query.
+  void set_query_options(int64_t landmark_block, ProductPrecision products);
 
   double scale() const { return scale_; }
   int64_t dim() const { return dim_; }
@@ -163,11 +176,16 @@ class ProjectedField {
 
  private:
   // Per temperature: numerator B x D and denominator B of the Nystrom attraction, before the division,
-  // shifted by each query's smallest distance to the landmarks of all shards.
+  // shifted by each query's smallest distance to the landmarks it was computed against.
   using KernelSums = ShiftedSums;
   // The sums for each query's class (labels) or over all data (undefined labels); `all_data`, when
   // given, also receives the all-data sums from the same kernel values (guidance), at no extra distances.
-  KernelSums kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels, KernelSums* all_data = nullptr) const;
+  // Class-conditional queries of a sharded field meet only their own shard's landmarks (the other
+  // shards hold none of their class's data) and are shifted by the smallest distance to them; with
+  // `all_data` they meet every shard (the all-data sums need them) and both sums share that shift.
+  // `touched` (optional) receives, per query, the number of landmarks it was compared with.
+  KernelSums kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels, KernelSums* all_data = nullptr,
+                         torch::Tensor* touched = nullptr) const;
   // num / max(den, eps), counting clamped denominators per temperature.
   std::vector<torch::Tensor> divide(const KernelSums& sums, std::vector<int64_t>* clamped) const;
   // The guidance term for `repulsions`: per temperature, mass_i / |Y| times the all-data Nystrom sums
@@ -188,9 +206,11 @@ class ProjectedField {
   std::vector<std::vector<DataSummary>> summaries_;           // [shard][temperature]
   mutable bool folded_ = false;
   mutable torch::Device fold_device_{torch::kCPU};
-  // [shard][temperature]: folded numerator (C+1) x M_k x D and denominator (C+1) x M_k, float32;
-  // row C holds the unconditional sums. On fold_device_, with the landmarks and Amap copies below.
-  mutable std::vector<std::vector<torch::Tensor>> fold_num_, fold_den_, query_amap_;
+  // [shard][temperature]: folded numerator and denominator side by side, (C+1) x M_k x (D+1), float32
+  // (column D: the denominator, so one product gives both); row C holds the unconditional sums. On
+  // fold_device_, with the landmarks and Amap copies below. fold_low_: the same in bfloat16, when the
+  // products run in bf16.
+  mutable std::vector<std::vector<torch::Tensor>> fold_, fold_low_, query_amap_;
   mutable std::vector<torch::Tensor> query_landmarks_;  // per shard: M_k x D scaled, float32
 };
 

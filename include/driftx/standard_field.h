@@ -17,6 +17,8 @@ struct StandardFieldConfig {
   // Performance only: the N x T elementwise work runs over blocks of rows of about this many entries
   // (2^20 float32 = 4 MiB), so it stays in cache. Results do not depend on it beyond rounding.
   int64_t block_elements = int64_t(1) << 20;
+  // The per-temperature product coef @ targets in float32 or bf16 (kernel.h); distances stay float32.
+  ProductPrecision products = ProductPrecision::Float32;
 };
 
 // Inputs for G groups processed in one call (classes, or feature locations), all with the same

@@ -2,6 +2,10 @@
 
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "driftx/distributed.h"
 #include "driftx/error.h"
 
@@ -12,6 +16,13 @@ int set_threads(int n) {
   if (n <= 0) n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / DistEnv::from_env().local_world_size);
   at::set_num_threads(n);
   return at::get_num_threads();
+}
+
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's upper limit on 64-bit; fixing it stops the dynamic threshold
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 torch::Device parse_device(const std::string& name) {

@@ -76,6 +76,20 @@ std::vector<FidelityRow> run_fidelity(const torch::Tensor& real, const torch::Te
       exact_attractions(xb, real_scaled, tau_effs, lb, config.conditional ? labels : torch::Tensor());
     }, config.repeats, /*warmup=*/0).median_ms;
     row.projected_ms = time_call([&] { field.attractions(xb, lb); }, config.repeats, /*warmup=*/0).median_ms;
+    if (config.bf16) {
+      // The same attraction with bf16 products, against the same exact one.
+      field.set_query_options(pc.landmark_block, ProductPrecision::BFloat16);
+      auto low = field.attractions(xs, qlab);
+      for (size_t t = 0; t < tau_effs.size(); ++t) {
+        auto dp = low[t] - xs, de = exact[t] - xs;
+        const double cos = torch::cosine_similarity(dp, de, 1, 1e-12).mean().item<double>();
+        row.cosine_bf16_per_temperature.push_back(cos);
+        row.cosine_bf16 += cos / nt;
+        row.rel_l2_bf16 += ((low[t] - exact[t]).norm() / de.norm()).item<double>() / nt;
+      }
+      field.attractions(xb, lb);  // fold the bf16 copies outside the timing
+      row.projected_bf16_ms = time_call([&] { field.attractions(xb, lb); }, config.repeats, /*warmup=*/0).median_ms;
+    }
     rows.push_back(row);
     if (progress) progress(row);
   }

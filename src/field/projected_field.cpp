@@ -185,7 +185,8 @@ ProjectedField::ProjectedField(const torch::Tensor& landmarks, const torch::Tens
   DRIFTX_CHECK(layout_.classes >= 1 && layout_.shards >= 1 && layout_.shards <= layout_.classes,
                "projected field: need 1 <= shards ({}) <= classes ({})", layout_.shards, layout_.classes);
   DRIFTX_CHECK(!config_.temperatures.empty(), "projected field: at least one temperature is needed");
-  DRIFTX_CHECK(config_.ridge >= 0 && config_.eps > 0 && config_.chunk > 0, "projected field: need ridge >= 0, eps > 0, chunk > 0");
+  DRIFTX_CHECK(config_.ridge >= 0 && config_.eps > 0 && config_.chunk > 0 && config_.landmark_block >= 0,
+               "projected field: need ridge >= 0, eps > 0, chunk > 0, landmark block >= 0");
   dim_ = landmarks.size(1);
   num_landmarks_ = landmarks.size(0);
   auto U = landmarks.to(torch::kFloat32) / scale_;
@@ -294,6 +295,14 @@ void ProjectedField::merge_from(const ProjectedField& other) {
   folded_ = false;
 }
 
+void ProjectedField::set_query_options(int64_t landmark_block, ProductPrecision products) {
+  DRIFTX_CHECK(landmark_block >= 0, "projected field: landmark block must be >= 0 (0: all landmarks), got {}",
+               landmark_block);
+  config_.landmark_block = landmark_block;
+  config_.products = products;
+  folded_ = false;
+}
+
 DataSummary& ProjectedField::mutable_summary(int64_t shard, size_t t) {
   folded_ = false;
   return summaries_.at(shard).at(t);
@@ -313,22 +322,25 @@ double ProjectedField::max_condition_number() const {
 }
 
 void ProjectedField::fold(const torch::Device& device) const {
-  if (folded_ && fold_device_ == device) return;
+  const bool low = config_.products == ProductPrecision::BFloat16;
+  if (folded_ && fold_device_ == device && fold_low_.empty() != low) return;
   torch::NoGradGuard no_grad;
-  fold_num_.assign(maps_.size(), {});
-  fold_den_.assign(maps_.size(), {});
+  fold_.assign(maps_.size(), {});
+  fold_low_.assign(low ? maps_.size() : 0, {});
   query_amap_.assign(maps_.size(), {});
   query_landmarks_.clear();
   for (size_t k = 0; k < maps_.size(); ++k) {
     query_landmarks_.push_back(shard_landmarks_[k].to(device));
     for (size_t t = 0; t < maps_[k].size(); ++t) {
-      // Folded form (SPEC §3): Amap Sy = Amap Amap kysum = (W + ridge I)^-1 kysum, in float64.
+      // Folded form (SPEC §3): Amap Sy = Amap Amap kysum = (W + ridge I)^-1 kysum and Amap s =
+      // (W + ridge I)^-1 ksum, in float64, side by side: [num | den], (C+1) x M x (D+1).
       const auto& inv = maps_[k][t].inverse();
       const auto& sum = summaries_[k][t];
       auto ksum = torch::cat({sum.ksum, sum.ksum.sum(0, true)}, 0);     // (C+1) x M
       auto kysum = torch::cat({sum.kysum, sum.kysum.sum(0, true)}, 0);  // (C+1) x M x D
-      fold_den_[k].push_back(torch::matmul(ksum, inv).to(torch::kFloat32).contiguous().to(device));  // inv symmetric
-      fold_num_[k].push_back(torch::matmul(inv, kysum).to(torch::kFloat32).contiguous().to(device));
+      auto both = torch::cat({kysum, ksum.unsqueeze(2)}, 2);            // (C+1) x M x (D+1)
+      fold_[k].push_back(torch::matmul(inv, both).to(torch::kFloat32).contiguous().to(device));
+      if (low) fold_low_[k].push_back(fold_[k].back().to(torch::kBFloat16));
       query_amap_[k].push_back(maps_[k][t].amap().to(torch::kFloat32).to(device));
     }
   }
@@ -342,67 +354,176 @@ bool ProjectedField::batch_classes(const torch::Tensor& x) const {
 }
 
 ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, const torch::Tensor& labels,
-                                                       KernelSums* all_data) const {
+                                                       KernelSums* all_data, torch::Tensor* touched) const {
   torch::NoGradGuard no_grad;
   auto x = xs.to(torch::kFloat32);
   fold(x.device());
   const auto opts = x.options();
-  const int64_t B = xs.size(0), C = layout_.classes;
-  const size_t nt = config_.temperatures.size();
-  std::vector<torch::Tensor> num(nt), den(nt), anum, aden;
-  for (size_t t = 0; t < nt; ++t) num[t] = torch::zeros({B, dim_}, opts), den[t] = torch::zeros({B}, opts);
+  const int64_t B = xs.size(0), C = layout_.classes, D = dim_;
+  const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
+  const size_t nt = tau_effs.size();
+  const bool low = config_.products == ProductPrecision::BFloat16;
+  const auto& F = low ? fold_low_ : fold_;
   const bool separate_all = all_data && labels.defined();  // unconditional queries: the sums are the same
-  if (separate_all) {
-    anum.resize(nt), aden.resize(nt);
-    for (size_t t = 0; t < nt; ++t) anum[t] = torch::zeros({B, dim_}, opts), aden[t] = torch::zeros({B}, opts);
+  const int64_t all_shards = -1;
+  // Query sets, each streamed over the landmarks of one shard (or of all shards) with its own shifts.
+  // Class-conditional queries of a sharded field go by their class's shard: the other shards hold no
+  // data of their class (their folded class rows are zero), so only the own shard's landmarks are
+  // touched and the shift is the smallest distance to them. The all-data sums (guidance, or
+  // unconditional queries) need every shard, with one common shift.
+  struct QuerySet {
+    torch::Tensor rows;  // on the labels' device (CPU labels: class blocks are read there); undefined: all
+    int64_t shard = all_shards;
+  };
+  std::vector<QuerySet> sets;
+  torch::Tensor lab;  // labels on x's device
+  if (labels.defined()) {
+    lab = labels.to(x.device(), torch::kLong).reshape({-1});
+    if (B > 0) {
+      const auto lo = lab.min().item<int64_t>(), hi = lab.max().item<int64_t>();
+      DRIFTX_CHECK(lo >= 0 && hi < C, "projected field: query label {} outside [0, {})", lo < 0 ? lo : hi, C);
+    }
   }
-  const auto blocks = labels.defined() && batch_classes(x) ? class_blocks(labels) : std::nullopt;
-  auto class_groups = labels.defined() && !blocks ? groups_of(labels.to(x.device(), torch::kLong))
-                                                  : std::vector<std::pair<int64_t, torch::Tensor>>{};
-  std::vector<int64_t> query_classes = blocks ? blocks->classes : std::vector<int64_t>{};
-  for (const auto& group : class_groups) query_classes.push_back(group.first);
-  for (int64_t c : query_classes)
-    DRIFTX_CHECK(c >= 0 && c < C, "projected field: query label {} outside [0, {})", c, C);
-  // Distances to every shard's landmarks, shared by the temperatures; each query's row is shifted by
-  // its smallest one (SPEC §3, numerical stability), so its largest kernel value is 1.
-  std::vector<torch::Tensor> dists;
-  for (const auto& U : query_landmarks_) dists.push_back(euclidean_distances(x, U));  // B x M_k
-  auto shift = row_min(dists);
-  for (size_t k = 0; k < maps_.size(); ++k) {
-    auto shifted = dists[k].sub_(shift.unsqueeze(1));
+  if (!labels.defined() || separate_all) {
+    sets.push_back({{}, layout_.shards == 1 ? 0 : all_shards});
+  } else if (layout_.shards == 1) {
+    sets.push_back({{}, 0});
+  } else {
+    auto parts = groups_of(layout_.shard_of_classes(labels.to(torch::kLong).reshape({-1})));
+    for (auto& [k, idx] : parts) sets.push_back({parts.size() == 1 ? torch::Tensor() : idx, k});
+  }
+  std::vector<torch::Tensor> num(nt), den(nt), anum(separate_all ? nt : 0), aden(separate_all ? nt : 0);
+  torch::Tensor shift;
+  // Sums are written straight out when one set covers every query in order, else scattered into these.
+  auto full_outputs = [&] {
+    if (shift.defined()) return;
     for (size_t t = 0; t < nt; ++t) {
-      auto K = (shifted * (-1.0 / maps_[k][t].tau_eff())).exp_();
-      if (!labels.defined()) {
-        num[t].add_(torch::matmul(K, fold_num_[k][t][C]));
-        den[t].add_(torch::mv(K, fold_den_[k][t][C]));
-        continue;
+      num[t] = torch::zeros({B, D}, opts), den[t] = torch::zeros({B}, opts);
+      if (separate_all) anum[t] = torch::zeros({B, D}, opts), aden[t] = torch::zeros({B}, opts);
+    }
+    shift = torch::zeros({B}, opts);
+  };
+  if (touched) *touched = torch::zeros({B}, opts.dtype(torch::kLong));
+  for (const auto& set : sets) {
+    const auto rows = set.rows.defined() ? set.rows.to(x.device()) : torch::Tensor();
+    auto xq = rows.defined() ? x.index_select(0, rows) : x;  // reordered by class below (loop)
+    auto lq = !labels.defined() ? torch::Tensor() : rows.defined() ? lab.index_select(0, rows) : lab;
+    const int64_t n = xq.size(0);
+    // How the set's queries meet their class rows: one batched product over equal contiguous class
+    // blocks, or one product per class present, or (no labels) the unconditional row C.
+    std::optional<ClassBlocks> blocks;
+    if (lq.defined() && batch_classes(x))
+      blocks = class_blocks(!labels.is_cpu()    ? torch::Tensor()
+                            : set.rows.defined() ? labels.reshape({-1}).index_select(0, set.rows)
+                                                 : labels);
+    auto class_groups = lq.defined() && !blocks ? groups_of(lq) : std::vector<std::pair<int64_t, torch::Tensor>>{};
+    // Per-class products on contiguous rows: the set's queries are put in class order once, so each
+    // class is a row range [first, first + count) of the kernel block and of the accumulators (no
+    // gathered copy of kernel rows per block and temperature, no scatter-add).
+    struct ClassRange {
+      int64_t c, first, count;
+    };
+    std::vector<ClassRange> ranges;
+    auto out_rows = rows;  // where the set's accumulator rows go (undefined: all queries, in order)
+    if (class_groups.size() > 1) {
+      std::vector<torch::Tensor> parts;
+      for (const auto& [c, idx] : class_groups) {
+        ranges.push_back({c, ranges.empty() ? 0 : ranges.back().first + ranges.back().count, idx.numel()});
+        parts.push_back(idx);
       }
-      if (blocks) {
-        // One batched product: block g (rows g*n .. g*n+n-1) against its class's folded summaries.
-        const int64_t G = static_cast<int64_t>(blocks->classes.size()), n = blocks->size, Mk = K.size(1);
-        auto Kb = K.view({G, n, Mk});
-        num[t].add_(torch::bmm(Kb, rows_for(fold_num_[k][t], blocks->classes)).view({B, dim_}));
-        den[t].add_(torch::bmm(Kb, rows_for(fold_den_[k][t], blocks->classes).unsqueeze(2)).view({B}));
-      } else {
-        for (const auto& [c, idx] : class_groups) {
-          auto Kc = K.index_select(0, idx);
-          num[t].index_add_(0, idx, torch::matmul(Kc, fold_num_[k][t][c]));
-          den[t].index_add_(0, idx, torch::mv(Kc, fold_den_[k][t][c]));
+      auto order = torch::cat(parts);
+      xq = xq.index_select(0, order);
+      out_rows = rows.defined() ? rows.index_select(0, order) : order;
+    } else if (class_groups.size() == 1) {
+      ranges.push_back({class_groups[0].first, 0, xq.size(0)});
+    }
+    std::vector<int64_t> shards;
+    for (int64_t k = 0; k < layout_.shards; ++k)
+      if (set.shard == all_shards || set.shard == k) shards.push_back(k);
+    // Accumulators per temperature, n x (D+1) ([num | den]), shifted by the running minimum distance
+    // `m` (online rescaling: a block that lowers m_i multiplies row i by exp(-(m_old - m_new) / tau_eff)).
+    std::vector<torch::Tensor> acc(nt), acc_all(separate_all ? nt : 0);
+    for (size_t t = 0; t < nt; ++t) {
+      acc[t] = torch::zeros({n, D + 1}, opts);
+      if (separate_all) acc_all[t] = torch::zeros({n, D + 1}, opts);
+    }
+    // acc += K @ Fb, in the configured precision (float32: in place, no temporary).
+    auto add_product = [&](torch::Tensor& into, const torch::Tensor& K, const torch::Tensor& Fb) {
+      if (low)
+        into.add_(matmul_in(K, Fb, ProductPrecision::BFloat16));
+      else if (into.dim() == 2)
+        into.addmm_(K, Fb);
+      else
+        into.baddbmm_(K, Fb);
+    };
+    torch::Tensor m, K;
+    int64_t touched_n = 0;
+    for (int64_t k : shards) {
+      const auto& U = query_landmarks_[k];
+      const int64_t Mk = U.size(0), L = config_.landmark_block > 0 ? std::min(config_.landmark_block, Mk) : Mk;
+      touched_n += Mk;
+      for (int64_t l0 = 0; l0 < Mk; l0 += L) {
+        const int64_t l = std::min(L, Mk - l0);
+        auto d = euclidean_distances(xq, U.narrow(0, l0, l));  // n x l
+        auto bmin = std::get<0>(d.min(1));
+        torch::Tensor lowered;  // m_old - m_new >= 0; undefined on the first block
+        if (!m.defined()) {
+          m = bmin;
+        } else {
+          auto m_new = torch::minimum(m, bmin);
+          lowered = m - m_new;
+          m = m_new;
+        }
+        d.sub_(m.unsqueeze(1));  // >= 0: the block's kernel values are <= 1
+        if (!K.defined() || K.size(1) != l) K = torch::empty({n, l}, opts);
+        for (size_t t = 0; t < nt; ++t) {
+          const auto k_tau = torch::scalar_tensor(-1.0 / tau_effs[t], opts);
+          if (lowered.defined()) {
+            auto f = (lowered * k_tau).exp_().unsqueeze(1);
+            acc[t].mul_(f);
+            if (separate_all) acc_all[t].mul_(f);
+          }
+          at::mul_out(K, d, k_tau).exp_();
+          const auto& Fk = F[k][t];  // (C+1) x M_k x (D+1)
+          if (!lq.defined()) {
+            add_product(acc[t], K, Fk[C].narrow(0, l0, l));
+          } else if (blocks) {
+            const int64_t G = static_cast<int64_t>(blocks->classes.size()), nb = blocks->size;
+            auto view = acc[t].view({G, nb, D + 1});
+            add_product(view, K.view({G, nb, l}), rows_for(Fk.narrow(1, l0, l), blocks->classes));
+          } else {
+            for (const auto& r : ranges) {
+              if (layout_.shard_of_class(r.c) != k) continue;  // zero rows: class c has no data in shard k
+              auto into = acc[t].narrow(0, r.first, r.count);
+              add_product(into, K.narrow(0, r.first, r.count), Fk[r.c].narrow(0, l0, l));
+            }
+          }
+          if (separate_all) add_product(acc_all[t], K, Fk[C].narrow(0, l0, l));
         }
       }
-      if (separate_all) {
-        anum[t].add_(torch::matmul(K, fold_num_[k][t][C]));
-        aden[t].add_(torch::mv(K, fold_den_[k][t][C]));
-      }
     }
+    if (touched) {
+      if (rows.defined()) touched->index_fill_(0, rows, touched_n); else touched->fill_(touched_n);
+    }
+    const bool direct = sets.size() == 1 && !out_rows.defined();
+    if (!direct) full_outputs();
+    auto put = [&](torch::Tensor& into, const torch::Tensor& from) {
+      if (direct) into = from; else into.index_copy_(0, out_rows, from);
+    };
+    for (size_t t = 0; t < nt; ++t) {
+      put(num[t], acc[t].narrow(1, 0, D));
+      put(den[t], acc[t].select(1, D));
+      if (separate_all) put(anum[t], acc_all[t].narrow(1, 0, D)), put(aden[t], acc_all[t].select(1, D));
+    }
+    put(shift, m);
   }
   if (all_data) *all_data = separate_all ? KernelSums{anum, aden, shift} : KernelSums{num, den, shift};
   return {num, den, shift};
 }
 
 std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,
-                                                       std::vector<int64_t>* clamped) const {
-  return divide(kernel_sums(xs, labels), clamped);
+                                                       std::vector<int64_t>* clamped, torch::Tensor* touched) const {
+  return divide(kernel_sums(xs, labels, nullptr, touched), clamped);
 }
 
 std::vector<torch::Tensor> ProjectedField::divide(const KernelSums& sums, std::vector<int64_t>* clamped) const {

@@ -67,8 +67,8 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
     const double c = std::max(s / std::sqrt(static_cast<double>(D)), 1e-3);
     out.scale = s;
     out.coord_scale = c;
-    auto Xs = X / c;
-    auto Ts = targets.div_(c);  // targets are not needed unscaled any more
+    auto Ts = targets.div_(c);     // targets are not needed unscaled any more
+    auto Xs = Ts.narrow(1, 0, N);  // X / c: the first N targets
     const double sqrt_floor = std::sqrt(config_.affinity_floor);
     torch::Tensor w_neg;  // G x 1 x 1 (or 1 x 1 x 1): the weight of the negatives' columns
     if (U > 0) w_neg = wT.narrow(1, N, 1).unsqueeze(2);
@@ -76,12 +76,12 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
     // The N x T work runs over blocks of rows small enough to stay in cache, so each elementwise step
     // reads and writes cache rather than memory. Every row-wise quantity of a block depends only on
     // that block; column-wise ones (the column logsumexp) are accumulated over the blocks first.
-    const int64_t rows_per_block =
-        std::clamp<int64_t>(config_.block_elements / std::max<int64_t>(G * T, 1), 1, N);
-    auto for_blocks = [&](const auto& body) {
-      for (int64_t i0 = 0; i0 < N; i0 += rows_per_block) body(i0, std::min(rows_per_block, N - i0));
+    auto for_blocks = [&](int64_t rows, const auto& body) {
+      for (int64_t i0 = 0; i0 < N; i0 += rows) body(i0, std::min(rows, N - i0));
     };
-    auto scratch = torch::empty({G, rows_per_block, T}, opts);
+    const auto rows_for = [&](int64_t per_row) {
+      return std::clamp<int64_t>(config_.block_elements / std::max<int64_t>(per_row, 1), 1, N);
+    };
 
     // Normalised distances, with self-exclusion on the generated block's diagonal (step 4), and the
     // row and column minima: with k = -1/tau < 0, max_j fl(k d_ij) = fl(k min_j d_ij) exactly, so the
@@ -90,7 +90,7 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
     const double s_div = std::max(s, 1e-3);
     auto dmin_row = torch::empty({G, N, 1}, opts);
     auto dmin_col = torch::empty({G, 1, T}, opts);
-    for_blocks([&](int64_t i0, int64_t b) {
+    for_blocks(rows_for(G * T), [&](int64_t i0, int64_t b) {
       auto d = dn.narrow(1, i0, b);
       d.div_(s_div);
       d.narrow(2, i0, b).diagonal(0, 1, 2).add_(config_.self_exclusion);
@@ -102,48 +102,64 @@ StandardFieldResult StandardField::compute(const StandardFieldInput& in, const S
         dmin_col.copy_(torch::minimum(dmin_col, d.amin(1, true)));
     });
 
-    // Coefficient matrix reused across temperatures: memory stays at two G x N x T (dn and A).
-    auto A = torch::empty({G, N, T}, opts);
-    auto lse_row = torch::empty({G, N, 1}, opts), lse_col = torch::empty({G, 1, T}, opts);
-    auto rs_n = torch::empty({G, N, 1}, opts), rs_p = torch::empty({G, N, 1}, opts);
-    auto coef_rowsum = torch::empty({G, N, 1}, opts);
-    auto drift_sum = torch::zeros_like(Xs);
-    for (double tau : config_.temperatures) {
-      // logits = k * dn. sqrt(softmax_row * softmax_col) = exp(l - lse_row/2 - lse_col/2): one exp,
-      // no underflow of the product before the square root.
-      const auto k = torch::scalar_tensor(-1.0 / tau, opts);
-      auto max_row = dmin_row * k, max_col = dmin_col * k;  // the logits' row and column maxima
+    // Temperatures in passes of p: all of them at once when their G x N x T coefficient matrices fit in
+    // a few blocks' worth of memory (small shapes: a third of the elementwise calls, whose fixed cost
+    // dominates there, and one larger, faster product for all temperatures), else one at a time (memory
+    // stays at two G x N x T: dn and A). Temperatures run along dimension 1 of the G x p x rows x T work.
+    const int64_t nt = static_cast<int64_t>(config_.temperatures.size());
+    const int64_t p = nt * G * N * T <= 2 * config_.block_elements ? nt : 1;
+    const int64_t rows = rows_for(G * p * T);
+    auto scratch = torch::empty({G, p, rows, T}, opts);
+    auto A = torch::empty({G, p, N, T}, opts);
+    auto lse_row = torch::empty({G, p, N, 1}, opts), lse_col = torch::empty({G, p, 1, T}, opts);
+    auto rs_n = torch::empty({G, p, N, 1}, opts), rs_p = torch::empty({G, p, N, 1}, opts);
+    auto drift_sum = torch::zeros({G, N, D}, opts);
+    auto dn4 = dn.unsqueeze(1);  // G x 1 x N x T
+    // F_tau = coef @ Ts - rowsum(coef) * Xs with rowsum(coef) = -rowsum(An) rowsum(Ap) + rowsum(Ap) rowsum(An)
+    // = 0 identically (SPEC §2 step 5): only the product is computed. Normalised and summed into drift_sum.
+    auto add_drift = [&](const torch::Tensor& F) {
+      const double norm = F.norm().item<double>();  // one reduction serves drift_rms and the normalisation
+      const double ms = norm * norm / static_cast<double>(F.numel());
+      out.drift_rms.push_back(std::sqrt(ms));
+      drift_sum.add_(F, 1.0 / drift_norm_divisor(F, ms, DriftNorm::ClampMeanSquare, 1e-8, reduce));
+    };
+    for (int64_t t0 = 0; t0 < nt; t0 += p) {
+      // logits = k * dn, k = -1/tau per temperature. sqrt(softmax_row * softmax_col) =
+      // exp(l - lse_row/2 - lse_col/2): one exp, no underflow of the product before the square root.
+      std::vector<double> ks;
+      for (int64_t t = t0; t < t0 + p; ++t) ks.push_back(-1.0 / config_.temperatures[static_cast<size_t>(t)]);
+      const auto k = torch::tensor(ks, opts).view({1, p, 1, 1});
+      auto max_row = dmin_row.unsqueeze(1) * k, max_col = dmin_col.unsqueeze(1) * k;  // the logits' maxima
       lse_col.zero_();
-      for_blocks([&](int64_t i0, int64_t b) {
-        auto d = dn.narrow(1, i0, b);
-        auto S = scratch.narrow(1, 0, b);
-        at::mul_out(S, d, k).sub_(max_row.narrow(1, i0, b)).exp_();
-        auto lr = lse_row.narrow(1, i0, b);
-        at::sum_out(lr, S, {2}, true);
-        at::mul_out(S, d, k).sub_(max_col).exp_();
-        lse_col.add_(S.sum(1, true));
+      // The logits are written into A (overwritten by the coefficients below), so k * dn is formed once.
+      for_blocks(rows, [&](int64_t i0, int64_t b) {
+        auto L = A.narrow(2, i0, b);
+        at::mul_out(L, dn4.narrow(2, i0, b), k);
+        auto S = scratch.narrow(2, 0, b);
+        at::sub_out(S, L, max_row.narrow(2, i0, b)).exp_();
+        auto lr = lse_row.narrow(2, i0, b);
+        at::sum_out(lr, S, {3}, true);
+        at::sub_out(S, L, max_col).exp_();
+        lse_col.add_(S.sum(2, true));
       });
       lse_row.log_().add_(max_row);  // logsumexp = log(sum exp(l - max)) + max
       lse_col.log_().add_(max_col);
       auto half_row = lse_row * 0.5, half_col = lse_col * 0.5;
-      for_blocks([&](int64_t i0, int64_t b) {
-        auto Ab = A.narrow(1, i0, b);
-        at::mul_out(Ab, dn.narrow(1, i0, b), k).sub_(half_row.narrow(1, i0, b)).sub_(half_col).exp_();
+      for_blocks(rows, [&](int64_t i0, int64_t b) {
+        auto Ab = A.narrow(2, i0, b);
+        Ab.sub_(half_row.narrow(2, i0, b)).sub_(half_col).exp_();
         if (sqrt_floor > 0) Ab.clamp_min_(sqrt_floor);
-        if (U > 0) Ab.narrow(2, N, U).mul_(w_neg);  // column weights: 1 elsewhere
-        auto An = Ab.narrow(2, 0, N + U), Ap = Ab.narrow(2, N + U, P);
-        auto rn = rs_n.narrow(1, i0, b), rp = rs_p.narrow(1, i0, b);
-        at::sum_out(rn, An, {2}, true);
-        at::sum_out(rp, Ap, {2}, true);
+        if (U > 0) Ab.narrow(3, N, U).mul_(w_neg.unsqueeze(1));  // column weights: 1 elsewhere
+        auto An = Ab.narrow(3, 0, N + U), Ap = Ab.narrow(3, N + U, P);
+        auto rn = rs_n.narrow(2, i0, b), rp = rs_p.narrow(2, i0, b);
+        at::sum_out(rn, An, {3}, true);
+        at::sum_out(rp, Ap, {3}, true);
         // Coefficients in place: negatives -An * rowsum(Ap), positives Ap * rowsum(An).
-        An.mul_(rp).neg_();
+        An.mul_(rp.neg());
         Ap.mul_(rn);
-        auto cr = coef_rowsum.narrow(1, i0, b);
-        at::sum_out(cr, Ab, {2}, true);  // zero up to rounding
       });
-      auto F = torch::matmul(A, Ts).sub_(coef_rowsum * Xs);
-      out.drift_rms.push_back(F.pow(2).mean().sqrt().item<double>());
-      drift_sum.add_(normalize_drift(F, DriftNorm::ClampMeanSquare, 1e-8, reduce));
+      auto F = matmul_in(A.view({G, p * N, T}), Ts, config_.products);  // G x (p N) x D
+      for (int64_t t = 0; t < p; ++t) add_drift(F.narrow(1, t * N, N));
     }
     goal = Xs + drift_sum;
     out.drift = two_d ? drift_sum.squeeze(0) : drift_sum;

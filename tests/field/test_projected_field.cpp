@@ -33,7 +33,9 @@ torch::Tensor kern(const torch::Tensor& a, const torch::Tensor& b, double tau_ef
 // repulsion by a log-sum-exp over j != i, the projected repulsion's data side by exp(-c_i / tau_eff)
 // (c_i = min_{j != i} r_j, not the field's choice), and sums of different scales are added in log
 // space. Both are the same numbers in exact arithmetic; only the log-domain one survives kernel values
-// far below float32's range.
+// far below float32's range. A class-conditional query of a sharded field without guidance meets only
+// its own shard's landmarks (the others hold no data of its class), so its attraction's log-scale is
+// -r_i / tau_eff with r_i the smallest distance to those (the field's own-shard shift).
 struct Reference {
   std::vector<torch::Tensor> attract, repel;  // per temperature, scaled coordinates
   std::vector<torch::Tensor> unclamped;       // per temperature, B bool: attraction denominator >= eps
@@ -53,6 +55,12 @@ Reference reference_field(torch::Tensor X, torch::Tensor Y, torch::Tensor ylab, 
   auto dist = [](const torch::Tensor& a, const torch::Tensor& b) { return torch::cdist(a, b).pow(2).clamp_min(1e-8).sqrt(); };
   // r_i: the query's log-scale is -r_i / tau_eff for every sum through the landmarks.
   auto r = log_domain ? std::get<0>(dist(X, U).min(1)) : torch::zeros({B}, torch::kFloat64);
+  auto r_att = r.clone();  // the attraction's shift
+  if (log_domain && conditional && shards > 1 && !mass.defined()) {
+    auto own = (xlab * shards).div(classes, "floor"), own_u = (ulab * shards).div(classes, "floor");
+    auto d = dist(X, U) + 1e9 * (own.unsqueeze(1) != own_u.unsqueeze(0)).to(torch::kFloat64);
+    r_att = std::get<0>(d.min(1));
+  }
   for (double tau : taus) {
     const double te = tau * std::sqrt(double(D));
     // Attraction sums (class and all-data), at scale exp(-r_i / te).
@@ -65,8 +73,8 @@ Reference reference_field(torch::Tensor X, torch::Tensor Y, torch::Tensor ylab, 
       auto W = kern(Uk, Uk, te) + ridge * torch::eye(Uk.size(0), torch::kFloat64);
       auto [ev, V] = at::linalg_eigh(W, "L");
       auto A = V.matmul(torch::diag(ev.clamp_min(1e-8).rsqrt())).matmul(V.t());
-      auto psi_x = torch::exp(-(dist(X, Uk) - r.unsqueeze(1)) / te).matmul(A);
-      psis.push_back(psi_x);
+      auto psi_x = torch::exp(-(dist(X, Uk) - r_att.unsqueeze(1)) / te).matmul(A);
+      psis.push_back(torch::exp(-(dist(X, Uk) - r.unsqueeze(1)) / te).matmul(A));
       for (int64_t i = 0; i < B; ++i) {
         auto mask = shards == 1 ? torch::ones({Y.size(0)}, torch::kBool) : in_shard(ylab);
         {
@@ -643,4 +651,133 @@ TEST(ProjectedField, BatchedClassBlocksMatchThePerClassLoop) {
   auto l = exact_repulsions(x, q, taus, 1e-8, nullptr, false), bt = exact_repulsions(x, q, taus, 1e-8, nullptr, true);
   for (size_t t = 0; t < taus.size(); ++t)
     EXPECT_LT((bt[t] - l[t]).norm().item<double>() / l[t].norm().item<double>(), 1e-5);
+}
+
+// ---- Faster attraction (issue 12 item 2): landmark blocks, own-shard queries, bf16 products --------
+
+namespace {
+
+// The attraction of `field` for one configuration of the query options, as float64 displacements.
+std::vector<torch::Tensor> displacements(ProjectedField& field, const torch::Tensor& xs, const torch::Tensor& labels,
+                                         int64_t block, ProductPrecision products) {
+  field.set_query_options(block, products);
+  auto b = field.attractions(xs, labels);
+  for (auto& t : b) t = f64(t) - f64(xs);
+  return b;
+}
+
+}  // namespace
+
+// Streaming over landmark blocks with a running per-query minimum changes only the order of the float32
+// sums and adds the rescaling factors exp(-(m_old - m_new) / tau_eff). A float32 sum of M terms has
+// error <= M u sum|t| (Higham, u = 2^-24), each rescale <= 2u relative; with M = 40, 6 blocks
+// (block 7: 5 full + 1 of 5) and a cancellation factor kappa = sum|t| / |sum t| (the folded summaries
+// (W + ridge I)^-1 kysum are signed), numerator and denominator move by <= (40 + 12) u kappa relative,
+// their ratio by twice that: 5e-4 admits kappa up to ~80 and is 1000x below a block matched to the
+// wrong summaries (O(1)).
+TEST(ProjectedField, LandmarkBlocksMatchTheWholeLandmarkSet) {
+  auto d = make_data(240, 8, 4, 40, 24, 77);
+  for (int64_t shards : {1, 2})
+    for (auto batching : {ClassBatching::Loop, ClassBatching::Batched}) {
+      ProjectedFieldConfig cfg;
+      cfg.temperatures = {0.02, 0.05, 0.2};
+      cfg.class_batching = batching;
+      auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {4, shards}, std::nullopt, cfg);
+      auto xs = d.X / field.scale();
+      auto xl = torch::arange(24) / 6;  // class-major blocks of 6: the batched path applies
+      for (const auto& labels : {torch::Tensor(), xl, d.xlab}) {
+        auto whole = displacements(field, xs, labels, 0, ProductPrecision::Float32);
+        for (int64_t block : {1, 7, 16, 40}) {
+          auto blocked = displacements(field, xs, labels, block, ProductPrecision::Float32);
+          for (size_t t = 0; t < whole.size(); ++t)
+            EXPECT_LT(rel_err(blocked[t], whole[t]), 5e-4)
+                << "shards " << shards << " block " << block << " tau " << cfg.temperatures[t]
+                << (labels.defined() ? " labelled" : " unconditional");
+        }
+      }
+    }
+}
+
+// Class sharding: a class-conditional query meets only its own shard's landmarks (shift = smallest
+// distance to them) and still gets the float64 SPEC §3 attraction (the tolerance of ProjectedVsReference:
+// float32 folded products vs float64). Unconditional queries and guided ones meet every shard.
+TEST(ProjectedField, ShardedQueriesTouchOnlyTheirOwnShard) {
+  auto d = make_data(240, 8, 4, 40, 24, 78);
+  const int64_t C = 4, shards = 2;
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = {0.2, 0.5};
+  cfg.landmark_block = 7;
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {C, shards}, std::nullopt, cfg);
+  auto xs = d.X / field.scale();
+  torch::Tensor touched;
+  std::vector<int64_t> clamped;
+  auto attract = field.attractions(xs, d.xlab, &clamped, &touched);
+  auto own_shard = (d.xlab * shards).div(C, "floor");
+  for (int64_t i = 0; i < d.X.size(0); ++i) {
+    const int64_t k = own_shard[i].item<int64_t>();
+    EXPECT_EQ(touched[i].item<int64_t>(), field.map(k, 0).landmarks().size(0)) << "query " << i;
+  }
+  EXPECT_LT(touched.sum().item<int64_t>(), d.X.size(0) * field.num_landmarks());
+  auto ref = reference_field(d.X, d.Y, d.ylab, d.U, d.ulab, C, shards, field.scale(), cfg.temperatures, cfg.ridge,
+                             /*conditional=*/true, d.xlab, false, {}, /*log_domain=*/true);
+  for (size_t t = 0; t < attract.size(); ++t) {
+    EXPECT_EQ(clamped[t], 0);
+    EXPECT_LT(rel_err(attract[t] - xs, ref.attract[t] - f64(xs)), 5e-4) << "tau " << cfg.temperatures[t];
+  }
+  field.attractions(xs, {}, nullptr, &touched);
+  EXPECT_TRUE((touched == field.num_landmarks()).all().item<bool>()) << "unconditional queries need every shard";
+}
+
+// A query far from its own shard but near another one: shifted by the nearest landmark of any shard
+// (the old common shift) its own-shard kernel values are below e^-40 = 4e-18, so its denominator fell
+// far below eps = 1e-8 and was clamped; shifted by its own shard's nearest landmark it is not, and the
+// attraction is the float64 one: b+ = k(x, U_0) (W_0 + ridge I)^-1 kysum_0[c] / (same with ksum_0[c]),
+// computed directly from the field's float64 map and summaries (exp(-40) is an ordinary float64).
+TEST(ProjectedField, ShardedQueryFarFromItsOwnShardIsNotClamped) {
+  auto d = make_clustered_data(45);
+  const int64_t C = 4, shards = 2;
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = {0.02};
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {C, shards}, std::nullopt, cfg);
+  // Query of class 0 (shard 0) placed next to a landmark of class 3 (shard 1).
+  auto x = d.U.index({d.ulab == 3}).narrow(0, 0, 1) + 0.01;
+  auto xl = torch::zeros({1}, torch::kLong);
+  auto xs = x / field.scale();
+  const auto& map0 = field.map(0, 0);
+  const double own = torch::cdist(f64(xs), f64(map0.landmarks())).min().item<double>();
+  const double any = torch::cdist(f64(xs), f64(d.U) / field.scale()).min().item<double>();
+  ASSERT_GT((own - any) / map0.tau_eff(), 40) << "the case must defeat the common shift";
+  std::vector<int64_t> clamped;
+  auto attract = field.attractions(xs, xl, &clamped);
+  EXPECT_EQ(clamped[0], 0);
+  auto K = map0.kernel(f64(xs));  // 1 x M_0, float64
+  const auto& sum = field.summary(0, 0);
+  auto num = K.matmul(map0.inverse()).matmul(sum.kysum[0]), den = K.matmul(map0.inverse()).matmul(sum.ksum[0]);
+  auto ref = num / den.unsqueeze(1);
+  // float32 distances (error ~ u |x|^2 / d) turned into kernel weights over tau_eff = 0.049: ~1e-4.
+  EXPECT_LT(rel_err(attract[0] - xs, ref - f64(xs)), 1e-3);
+}
+
+// bf16 products: both operands rounded to 8 significant bits (relative error <= 2^-9 each) and each
+// block's product rounded to bf16 once more (2^-9), accumulated in float32. For sums of terms with
+// cancellation factor kappa = sum|t| / |sum t| numerator and denominator move by <= 3 * 2^-9 * kappa
+// = 5.9e-3 kappa relative, the ratio by up to twice that: 5e-2 on the displacement b+ - x admits
+// kappa up to ~4, and its direction must keep cosine >= 0.99.
+TEST(ProjectedField, Bf16ProductsStayCloseToFloat32) {
+  auto d = make_data(240, 8, 4, 40, 24, 79);
+  ProjectedFieldConfig cfg;
+  cfg.temperatures = {0.05, 0.2};
+  auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {4, 1}, std::nullopt, cfg);
+  auto xs = d.X / field.scale();
+  for (const auto& labels : {torch::Tensor(), d.xlab}) {
+    auto f32 = displacements(field, xs, labels, 0, ProductPrecision::Float32);
+    auto b16 = displacements(field, xs, labels, 16, ProductPrecision::BFloat16);
+    for (size_t t = 0; t < f32.size(); ++t) {
+      EXPECT_LT(rel_err(b16[t], f32[t]), 5e-2) << "tau " << cfg.temperatures[t];
+      EXPECT_GT(torch::cosine_similarity(b16[t], f32[t], 1).min().item<double>(), 0.99);
+      EXPECT_GT(rel_err(b16[t], f32[t]), 0.0) << "bf16 must actually change the products";
+    }
+  }
+  EXPECT_THROW(parse_product_precision("fp8"), Error);
+  EXPECT_EQ(parse_product_precision("bf16"), ProductPrecision::BFloat16);
 }

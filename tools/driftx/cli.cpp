@@ -37,6 +37,7 @@ std::string first_line(const std::string& message) { return message.substr(0, me
 }  // namespace
 
 int run(int argc, char** argv) {
+  keep_freed_memory();
   CLI::App app{"driftx: train one-step drifting generators with the exact standard field or the "
                "DriftXpress projected RKHS field."};
   app.require_subcommand(1);

@@ -10,6 +10,7 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   driftx::bench::add_bench_field_standard(*bench);
   driftx::bench::add_bench_field(*bench);
+  driftx::bench::add_bench_attraction(*bench);
   driftx::bench::add_bench_train_step(*bench);
   driftx::bench::add_bench_dist(*bench);
   driftx::bench::add_bench_cost_model(*bench);

@@ -19,7 +19,7 @@ struct FidelityArgs {
   std::string temps = "0.02,0.05,0.2", report, data_dir;
   double ridge = 1e-4, noise = 0.3;
   int64_t queries = 1024, batch = 256;
-  bool unconditional = false;
+  bool unconditional = false, bf16 = false;
   uint64_t seed = 0;
 };
 
@@ -35,6 +35,7 @@ void run(const FidelityArgs& a) {
   cfg.ridge = a.ridge;
   cfg.conditional = !a.unconditional;
   cfg.batch = a.batch;
+  cfg.bf16 = a.bf16;
   cfg.seed = a.seed;
 
   auto train = load_dataset(a.dataset, "train", a.data_dir);
@@ -54,17 +55,25 @@ void run(const FidelityArgs& a) {
                            cfg.conditional ? "class-conditional" : "unconditional", a.strategy, a.temps,
                            at::get_num_threads());
   std::cout << fmt::format("| landmarks/class | total | cosine (mean) | cosine per tau ({}) | rel. L2 | target MSE | clamped "
-                           "| precompute s | exact ms/step | projected ms/step | speedup |\n"
-                           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-                           fmt::join(cfg.temperatures, " / "));
+                           "| precompute s | exact ms/step | projected ms/step | speedup |{}\n"
+                           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
+                           fmt::join(cfg.temperatures, " / "),
+                           cfg.bf16 ? " cosine, bf16 products | cosine per tau, bf16 | rel. L2, bf16 | bf16 ms/step |" : "",
+                           cfg.bf16 ? "---:|---:|---:|---:|" : "");
   nlohmann::json rows = nlohmann::json::array();
   run_fidelity(real, train.labels, queries, query_labels, cfg, [&](const FidelityRow& r) {
     std::vector<std::string> per_tau;
     for (double c : r.cosine_per_temperature) per_tau.push_back(fmt::format("{:.4f}", c));
     std::cout << fmt::format("| {} | {} | {:.4f} | {} | {:.4f} | {:.3g} | {:.4f} | {:.1f} | {:.1f} | {:.2f} | {:.0f}x |",
                              r.per_class, r.total, r.cosine, fmt::join(per_tau, " / "), r.rel_l2, r.target_mse, r.clamped_fraction,
-                             r.precompute_s, r.exact_ms, r.projected_ms, r.exact_ms / r.projected_ms)
-              << std::endl;
+                             r.precompute_s, r.exact_ms, r.projected_ms, r.exact_ms / r.projected_ms);
+    if (cfg.bf16) {
+      std::vector<std::string> low_tau;
+      for (double c : r.cosine_bf16_per_temperature) low_tau.push_back(fmt::format("{:.4f}", c));
+      std::cout << fmt::format(" {:.4f} | {} | {:.4f} | {:.2f} |", r.cosine_bf16, fmt::join(low_tau, " / "), r.rel_l2_bf16,
+                               r.projected_bf16_ms);
+    }
+    std::cout << std::endl;
     rows.push_back({{"landmarks_per_class", r.per_class}, {"total_landmarks", r.total}, {"cosine", r.cosine},
                     {"rel_l2", r.rel_l2}, {"target_mse", r.target_mse}, {"clamped_fraction", r.clamped_fraction},
                     {"precompute_s", r.precompute_s}, {"exact_ms_per_step", r.exact_ms},
@@ -72,6 +81,10 @@ void run(const FidelityArgs& a) {
                     {"cosine_per_temperature", r.cosine_per_temperature},
                     {"rel_l2_per_temperature", r.rel_l2_per_temperature}, {"condition_number", r.condition_number},
                     {"scale", r.scale}});
+    if (cfg.bf16)
+      rows.back().update({{"cosine_bf16", r.cosine_bf16}, {"rel_l2_bf16", r.rel_l2_bf16},
+                          {"cosine_bf16_per_temperature", r.cosine_bf16_per_temperature},
+                          {"projected_bf16_ms_per_step", r.projected_bf16_ms}});
   });
   if (!a.report.empty())
     write_json(a.report, {{"rows", rows},
@@ -79,7 +92,7 @@ void run(const FidelityArgs& a) {
                            {{"dataset", a.dataset}, {"features", groups[0]}, {"landmarks_per_class", cfg.landmarks_per_class},
                             {"landmark_strategy", a.strategy}, {"temperatures", cfg.temperatures}, {"ridge", cfg.ridge},
                             {"conditional", cfg.conditional}, {"queries", queries.size(0)}, {"noise", a.noise},
-                            {"batch", cfg.batch}, {"seed", a.seed}, {"threads", at::get_num_threads()}}}});
+                            {"batch", cfg.batch}, {"bf16", cfg.bf16}, {"seed", a.seed}, {"threads", at::get_num_threads()}}}});
 }
 
 }  // namespace
@@ -97,6 +110,8 @@ void add_fidelity_command(CLI::App& app) {
   cmd->add_option("--queries", a.queries, "Number of query samples")->capture_default_str();
   cmd->add_option("--noise", a.noise, "Std of the Gaussian pixel noise added to the query images")->capture_default_str();
   cmd->add_option("--batch", a.batch, "Queries per timed step")->capture_default_str();
+  cmd->add_flag("--bf16", a.bf16,
+                "Also measure the attraction with bf16 products (cosine to the exact attraction and time per step)");
   cmd->add_flag("--unconditional", a.unconditional, "One summary over all classes instead of per-class summaries");
   cmd->add_option("--seed", a.seed, "Seed for landmarks and queries")->capture_default_str();
   cmd->add_option("--report", a.report, "Output: JSON with the same rows and the configuration");

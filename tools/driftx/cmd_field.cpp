@@ -13,7 +13,7 @@ namespace driftx::cli {
 namespace {
 
 struct StandardArgs {
-  std::string gen, pos, neg, out_target, report, temps = "0.02,0.05,0.2";
+  std::string gen, pos, neg, out_target, report, temps = "0.02,0.05,0.2", matmul_dtype = "float32";
   double neg_weight = 1.0;
   bool neg_weight_set = false;
   double floor = 1e-6;
@@ -34,6 +34,7 @@ void run_standard(const StandardArgs& a) {
   StandardFieldConfig cfg;
   cfg.temperatures = parse_temperatures(a.temps);
   cfg.affinity_floor = a.floor;
+  cfg.products = parse_product_precision(a.matmul_dtype);
   auto r = StandardField(cfg).compute({G, P, N, torch::tensor(a.neg_weight)});
   write_npy(a.out_target, r.goal);
   nlohmann::json report = {
@@ -45,7 +46,7 @@ void run_standard(const StandardArgs& a) {
       {"config",
        {{"gen", a.gen}, {"pos", a.pos}, {"neg", a.neg}, {"neg_weight", a.neg_weight},
         {"temperatures", cfg.temperatures}, {"affinity_floor", cfg.affinity_floor},
-        {"self_exclusion", cfg.self_exclusion}, {"N", G.size(0)}, {"P", P.size(0)},
+        {"self_exclusion", cfg.self_exclusion}, {"matmul_dtype", to_string(cfg.products)}, {"N", G.size(0)}, {"P", P.size(0)},
         {"U", N.defined() ? N.size(0) : 0}, {"D", G.size(1)}}}};
   if (!a.report.empty()) write_json(a.report, report);
   std::cout << fmt::format("standard field: N={} P={} U={} D={}  scale c={:.6g}  loss={:.6g}  -> {}\n", G.size(0),
@@ -70,6 +71,8 @@ void add_field_command(CLI::App& app) {
   std_cmd->add_option("--neg-weight", s.neg_weight, "Weight w of each extra negative (required with --neg)")
       ->each([](const std::string&) { s.neg_weight_set = true; });
   std_cmd->add_option("--temps", s.temps, "Comma-separated temperatures")->capture_default_str();
+  std_cmd->add_option("--matmul-dtype", s.matmul_dtype, "Products coef @ targets in float32 or bf16 (distances stay float32)")
+      ->capture_default_str();
   std_cmd->add_option("--affinity-floor", s.floor, "Floor inside the affinity square root (0 = none)")->capture_default_str();
   std_cmd->add_option("--out-target", s.out_target, "Output: goal X/c + sum_tau F_tau, N x D (.npy)")->required();
   std_cmd->add_option("--report", s.report, "Output: JSON report with scale (c), loss and the configuration");

@@ -15,7 +15,7 @@ namespace {
 
 struct ProjectedArgs {
   std::string gen, data, landmarks, labels, out_drift, out_target, report, temps = "0.02,0.05,0.2";
-  std::string repulsion = "exact", strategy;
+  std::string repulsion = "exact", strategy, matmul_dtype = "float32";
   double scale = 0, ridge = 1e-4;
   bool scale_given = false;  // then it must be positive and finite
   int64_t shard_classes = 1, per_class = 0, total = 0;
@@ -71,6 +71,7 @@ void run_projected(const ProjectedArgs& a) {
   cfg.temperatures = parse_temperatures(a.temps);
   cfg.ridge = a.ridge;
   cfg.repulsion = parse_repulsion(a.repulsion);
+  cfg.products = parse_product_precision(a.matmul_dtype);
   auto field = build_projected_field(Y, labels, U, U_labels, {classes, a.shard_classes}, scale, cfg);
   auto r = field.compute(G);
   write_npy(a.out_drift, r.drift);
@@ -86,7 +87,7 @@ void run_projected(const ProjectedArgs& a) {
       {"config",
        {{"gen", a.gen}, {"data", a.data}, {"landmarks", a.landmarks}, {"landmark_strategy", provenance},
         {"labels", a.labels}, {"shard_classes", a.shard_classes}, {"classes", classes}, {"temperatures", cfg.temperatures},
-        {"ridge", cfg.ridge}, {"eps", cfg.eps}, {"repulsion", a.repulsion}, {"scale_given", a.scale_given}, {"seed", a.seed},
+        {"ridge", cfg.ridge}, {"eps", cfg.eps}, {"repulsion", a.repulsion}, {"matmul_dtype", a.matmul_dtype}, {"scale_given", a.scale_given}, {"seed", a.seed},
         {"N", G.size(0)}, {"Y", Y.size(0)}, {"M", U.size(0)}, {"D", G.size(1)}}}};
   if (!a.report.empty()) write_json(a.report, report);
   std::cout << fmt::format("projected field: N={} |Y|={} M={} D={} shards={}  scale S={:.6g}  clamped={:.4f}  loss={:.6g}\n",
@@ -113,6 +114,9 @@ void add_projected_field_command(CLI::App& field) {
   cmd->add_option("--ridge", p.ridge, "Ridge added to W = k(U,U) before the inverse square root")->capture_default_str();
   cmd->add_option("--temps", p.temps, "Comma-separated temperatures (tau_eff = tau * sqrt(D))")->capture_default_str();
   cmd->add_option("--repulsion", p.repulsion, "Repulsion over the generated batch: exact or projected")->capture_default_str();
+  cmd->add_option("--matmul-dtype", p.matmul_dtype,
+                  "Attraction products (kernel values x folded summaries) in float32 or bf16; distances stay float32")
+      ->capture_default_str();
   cmd->add_option("--labels", p.labels, "Labels L.npy of --data rows (int64), for class sharding / per-class landmarks");
   cmd->add_option("--shard-classes", p.shard_classes,
                   "Block-diagonal Nystrom: split the classes into K shards with their own landmarks")->capture_default_str();
