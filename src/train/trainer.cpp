@@ -65,6 +65,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"conditional", conditional}, {"classes_per_step", classes_per_step}, {"gen_per_class", gen_per_class},
           {"pos_per_class", pos_per_class}, {"positives", positives}, {"per_location", per_location},
           {"temperatures", temperatures}, {"affinity_floor", affinity_floor},
+          {"matmul_dtype", matmul_dtype},
           {"guidance", guidance}, {"guidance_negatives", guidance_negatives}, {"alpha_max", alpha_max},
           {"alpha_power", alpha_power},
           {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks},
@@ -107,7 +108,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
     DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(positives);
     DRIFTX_GET(per_location); DRIFTX_GET(temperatures);
-    DRIFTX_GET(affinity_floor); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
+    DRIFTX_GET(affinity_floor); DRIFTX_GET(matmul_dtype); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
     DRIFTX_GET(alpha_power); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards);
     DRIFTX_GET(ridge);
     DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
@@ -124,7 +125,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 const std::vector<std::string>& TrainConfig::learned_keys() {
   static const std::vector<std::string> keys{
       "dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class", "pos_per_class",
-      "per_location", "temperatures", "affinity_floor", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
+      "per_location", "temperatures", "affinity_floor", "matmul_dtype", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
       "landmark_strategy", "landmarks", "landmark_shards", "ridge", "repulsion", "noise_dim", "width", "lr", "warmup_steps",
       "weight_decay", "grad_clip", "ema", "seed"};
   return keys;
@@ -162,6 +163,7 @@ void TrainConfig::validate() const {
   parse_feature_groups(features);
   parse_landmark_strategy(landmark_strategy);
   parse_repulsion(repulsion);
+  parse_product_precision(matmul_dtype);
 }
 
 torch::Tensor sample_guidance_alpha(const torch::Tensor& u, double alpha_max, double power) {
@@ -336,6 +338,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       StandardFieldConfig sc;
       sc.temperatures = config_.temperatures;
       sc.affinity_floor = config_.affinity_floor;
+      sc.products = parse_product_precision(config_.matmul_dtype);
       group->standard = std::make_unique<StandardField>(sc);
       if (!encode_positives)
         group->real = shared_dataset_features(fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
@@ -366,6 +369,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       pc.temperatures = config_.temperatures;
       pc.ridge = config_.ridge;
       pc.repulsion = parse_repulsion(config_.repulsion);
+      pc.products = parse_product_precision(config_.matmul_dtype);
       // (class, vector) blocks of the batch are contiguous and equal: one batched product, not a loop of
       // classes x V small ones.
       if (V > 1) pc.class_batching = ClassBatching::Batched;

@@ -71,6 +71,30 @@ TEST_P(TrainerTest, OneStepLowersTheDriftingLossOnAFixedBatch) {
   EXPECT_LT(after, start) << "one step did not reduce the loss against the frozen drifted targets";
 }
 
+// --matmul-dtype bf16 reaches both fields from the trainer: the targets move by the products' rounding
+// and no more. bf16 keeps 8 significant bits (unit roundoff 2^-9 = 2e-3) on both factors of the
+// kernel-weighted sums, accumulated in float32: a relative error of at most ~4e-3 on each weighted
+// mean, and the drift is a normalised difference of two of them, so each per-temperature term moves by
+// ~1e-2 of its unit RMS at worst. The target is x/S (exact) plus the drift, with |drift| <= |target|:
+// relative L2 of the targets < 2e-2, and > 0 (the flag is not ignored).
+TEST_P(TrainerTest, Bf16ProductsMoveTheTargetsOnlyByTheirRounding) {
+  torch::manual_seed(1);
+  auto z = torch::randn({18, 8});
+  auto labels = torch::tensor({0, 4, 7}, torch::kLong).repeat_interleave(6);
+  std::vector<std::vector<torch::Tensor>> targets;
+  for (const std::string dtype : {"float32", "bf16"}) {
+    auto c = tiny(GetParam(), fresh_dir("bf16_" + GetParam() + dtype));
+    c.matmul_dtype = dtype;
+    Trainer t(c);
+    targets.push_back(t.drift_targets(z, labels).second);
+  }
+  for (size_t g = 0; g < targets[0].size(); ++g) {
+    const double rel = ((targets[1][g] - targets[0][g]).norm() / targets[0][g].norm()).item<double>();
+    EXPECT_LT(rel, 2e-2) << "group " << g;
+    EXPECT_GT(rel, 0) << "group " << g << ": bf16 products changed nothing";
+  }
+}
+
 TEST_P(TrainerTest, RunsEndToEndAndWritesOutputs) {
   auto dir = fresh_dir("e2e_" + GetParam());
   auto cfg = tiny(GetParam(), dir);

@@ -123,6 +123,8 @@ void add_train_command(CLI::App& app) {
                                                                 "driftxpress uses their expectation)")->capture_default_str();
   cmd->add_option("--alpha-max", c.alpha_max, "Guidance scales alpha are drawn from [1, alpha-max]")->capture_default_str();
   cmd->add_option("--alpha-power", c.alpha_power, "k in p(alpha) ~ alpha^-k")->capture_default_str();
+  cmd->add_option("--matmul-dtype", c.matmul_dtype, "Both fields: products with kernel values in float32 or bf16 "
+                                                    "(distances stay float32)")->capture_default_str();
   cmd->add_option("--affinity-floor", c.affinity_floor, "Affinity floor of the standard field")->capture_default_str();
   cmd->add_option("--landmark-strategy", c.landmark_strategy, "Landmark selection (driftxpress)")->capture_default_str();
   cmd->add_option("--landmarks", c.landmarks, "Total landmarks per feature group (driftxpress)")->capture_default_str();
