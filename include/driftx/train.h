@@ -102,7 +102,7 @@ double default_learning_rate(const std::string& method);
 // One logged step.
 // Wall-clock split of one step, seconds (the cost model in BENCHMARKS.md): the generator's forward; the
 // feature maps of the generated images; the standard method's positives (and guidance negatives) drawn
-// and encoded; the fields; the backward pass (generator and feature maps); gradient averaging, clipping,
+// and gathered from the feature cache or encoded (TrainConfig::positives); the fields; the backward pass (generator and feature maps); gradient averaging, clipping,
 // the optimiser and the EMA. On a GPU the split is exact only with Trainer::set_phase_sync(true).
 struct StepPhases {
   double generator = 0, features = 0, positives = 0, fields = 0, backward = 0, optimizer = 0;

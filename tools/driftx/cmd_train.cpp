@@ -105,7 +105,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--data-dir", c.data_dir, "Dataset directory (default $DRIFTX_DATA_DIR or ./data)");
   cmd->add_option("--method", c.method, "driftxpress (projected field) or standard (exact field)")->capture_default_str();
   cmd->add_option("--features", c.features, "Feature groups, one loss each: multiscale or a list of pixels,pool2,pool4,"
-                                            "mean_std,patch2_stats,patch4_stats,sq_mean")->capture_default_str();
+                                            "mean_std,patch2_stats,patch4_stats,sq_mean, encoder:DATASET[/GROUP] "
+                                            "(the shipped encoder's groups), torchscript:PATH")->capture_default_str();
   cmd->add_flag("--unconditional", a.unconditional, "Unconditional generator (one class per step)");
   cmd->add_option("--classes-per-step", c.classes_per_step, "N_c: classes per step")->capture_default_str();
   cmd->add_option("--gen-per-class", c.gen_per_class, "N_neg: generated samples per class per step")->capture_default_str();
