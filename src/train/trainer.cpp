@@ -107,10 +107,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 #define DRIFTX_GET(field) read_config_field(j, #field, c.field)
     DRIFTX_GET(dataset); DRIFTX_GET(data_dir); DRIFTX_GET(method); DRIFTX_GET(features); DRIFTX_GET(conditional);
     DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(positives);
-    DRIFTX_GET(per_location); DRIFTX_GET(temperatures);
-    DRIFTX_GET(affinity_floor); DRIFTX_GET(matmul_dtype); DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max);
-    DRIFTX_GET(alpha_power); DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards);
-    DRIFTX_GET(ridge);
+    DRIFTX_GET(per_location); DRIFTX_GET(temperatures); DRIFTX_GET(affinity_floor); DRIFTX_GET(matmul_dtype);
+    DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max); DRIFTX_GET(alpha_power);
+    DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards); DRIFTX_GET(ridge);
     DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
     DRIFTX_GET(warmup_steps); DRIFTX_GET(weight_decay); DRIFTX_GET(grad_clip); DRIFTX_GET(ema); DRIFTX_GET(steps);
     DRIFTX_GET(time_budget_s); DRIFTX_GET(log_every); DRIFTX_GET(sample_every); DRIFTX_GET(checkpoint_every);
@@ -125,9 +124,9 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
 const std::vector<std::string>& TrainConfig::learned_keys() {
   static const std::vector<std::string> keys{
       "dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class", "pos_per_class",
-      "per_location", "temperatures", "affinity_floor", "matmul_dtype", "guidance", "guidance_negatives", "alpha_max", "alpha_power",
-      "landmark_strategy", "landmarks", "landmark_shards", "ridge", "repulsion", "noise_dim", "width", "lr", "warmup_steps",
-      "weight_decay", "grad_clip", "ema", "seed"};
+      "per_location", "temperatures", "affinity_floor", "matmul_dtype", "guidance", "guidance_negatives",
+      "alpha_max", "alpha_power", "landmark_strategy", "landmarks", "landmark_shards", "ridge", "repulsion",
+      "noise_dim", "width", "lr", "warmup_steps", "weight_decay", "grad_clip", "ema", "seed"};
   return keys;
 }
 
