@@ -220,6 +220,17 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+StepPhases median_phases_ms(const std::vector<StepPhases>& steps) {
+  StepPhases out;
+  for (auto phase : {&StepPhases::generator, &StepPhases::features, &StepPhases::positives, &StepPhases::fields,
+                     &StepPhases::backward, &StepPhases::optimizer}) {
+    std::vector<double> ms;
+    for (const auto& s : steps) ms.push_back(s.*phase * 1e3);
+    out.*phase = median(ms);
+  }
+  return out;
+}
+
 MarkdownTable::MarkdownTable(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 
 void MarkdownTable::add_row(std::vector<std::string> cells) {

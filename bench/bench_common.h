@@ -96,6 +96,8 @@ TrainConfig step_config(const StepShape& s);
 // (on a GPU a step returns with the optimiser's and the EMA's kernels still queued).
 std::pair<StepStats, double> timed_step(Trainer& trainer, const std::string& device);
 double median(std::vector<double> v);
+// Each phase's median over steps, in milliseconds (StepStats::phases are seconds).
+StepPhases median_phases_ms(const std::vector<StepPhases>& steps);
 
 // ---- subcommands (each in its own bench/bench_*.cpp) -------------------------------------------
 void add_bench_field_standard(CLI::App& bench);

@@ -90,24 +90,24 @@ void run(const CostModelArgs& a) {
     Trainer trainer(step_config(row.shape));
     trainer.set_phase_sync(true);
     for (int i = 0; i < 2; ++i) trainer.step();  // warm-up
-    std::vector<double> gen, feat, pos, fld, bwd, opt, total;
+    std::vector<StepPhases> phases;
+    std::vector<double> total;
     for (int64_t s = 0; s < a.steps; ++s) {
       auto [st, ms] = timed_step(trainer, row.shape.device);
-      gen.push_back(st.phases.generator * 1e3), feat.push_back(st.phases.features * 1e3);
-      pos.push_back(st.phases.positives * 1e3), fld.push_back(st.phases.fields * 1e3);
-      bwd.push_back(st.phases.backward * 1e3), opt.push_back(st.phases.optimizer * 1e3), total.push_back(ms);
+      phases.push_back(st.phases);
+      total.push_back(ms);
     }
+    const auto ph = median_phases_ms(phases);
     const auto dims = group_dims(row.shape.features);
     const double gflop = field_flops(row.shape, dims, static_cast<int64_t>(trainer.config().temperatures.size())) / 1e9;
-    const double fields_ms = median(fld);
-    table.add_row({row.axis, row.value, row.shape.method, std::to_string(dims.size()), fixed(median(gen), 1),
-                   fixed(median(feat), 1), fixed(median(pos), 1), fixed(fields_ms, 1), fixed(median(bwd), 1),
-                   fixed(median(opt), 1), fixed(median(total), 1), fixed(gflop, 2), fixed(gflop / (fields_ms * 1e-3), 1)});
+    table.add_row({row.axis, row.value, row.shape.method, std::to_string(dims.size()), fixed(ph.generator, 1),
+                   fixed(ph.features, 1), fixed(ph.positives, 1), fixed(ph.fields, 1), fixed(ph.backward, 1),
+                   fixed(ph.optimizer, 1), fixed(median(total), 1), fixed(gflop, 2), fixed(gflop / (ph.fields * 1e-3), 1)});
     out.push_back({{"axis", row.axis}, {"value", row.value}, {"method", row.shape.method}, {"group_dims", dims},
                    {"gen_per_class", row.shape.gen_per_class}, {"pos_per_class", row.shape.pos_per_class},
                    {"landmarks", row.shape.landmarks}, {"features", row.shape.features},
-                   {"ms", {{"generator", median(gen)}, {"features", median(feat)}, {"positives", median(pos)},
-                           {"fields", fields_ms}, {"backward", median(bwd)}, {"optimizer", median(opt)},
+                   {"ms", {{"generator", ph.generator}, {"features", ph.features}, {"positives", ph.positives},
+                           {"fields", ph.fields}, {"backward", ph.backward}, {"optimizer", ph.optimizer},
                            {"step", median(total)}}},
                    {"field_gflop", gflop}});
   }

@@ -56,22 +56,17 @@ void run(const TrainStepArgs& a) {
   for (size_t i = 0; i < trainers.size(); ++i) {
     const double med = median(ms[i]);
     if (i == 0) base = med;
-    auto phase = [&](double StepPhases::*p) {
-      std::vector<double> v;
-      for (const auto& ph : phases[i]) v.push_back(ph.*p * 1e3);
-      return median(v);
-    };
+    const auto ph = median_phases_ms(phases[i]);
     const auto mem = trainers[i]->memory();
     const double mib = static_cast<double>(mem.feature_cache + mem.summaries + mem.folded) / (1 << 20);
-    const double back = phase(&StepPhases::backward) + phase(&StepPhases::optimizer);
+    const double back = ph.backward + ph.optimizer;
     table.add_row({rows_named[i], fixed(trainers[i]->precompute_seconds(), 1), fixed(med, 1), fixed(batch / (med * 1e-3), 0),
-                   fixed(med / base, 2), fixed(phase(&StepPhases::generator), 1), fixed(phase(&StepPhases::features), 1),
-                   fixed(phase(&StepPhases::positives), 1), fixed(phase(&StepPhases::fields), 1), fixed(back, 1), fixed(mib, 1)});
+                   fixed(med / base, 2), fixed(ph.generator, 1), fixed(ph.features, 1), fixed(ph.positives, 1),
+                   fixed(ph.fields, 1), fixed(back, 1), fixed(mib, 1)});
     rows.push_back({{"method", rows_named[i]}, {"precompute_s", trainers[i]->precompute_seconds()}, {"ms_per_step", med},
                     {"images_per_s", batch / (med * 1e-3)}, {"ratio", med / base},
-                    {"phases_ms", {{"generator", phase(&StepPhases::generator)}, {"features", phase(&StepPhases::features)},
-                                   {"positives", phase(&StepPhases::positives)}, {"fields", phase(&StepPhases::fields)},
-                                   {"backward_optimizer", back}}},
+                    {"phases_ms", {{"generator", ph.generator}, {"features", ph.features}, {"positives", ph.positives},
+                                   {"fields", ph.fields}, {"backward_optimizer", back}}},
                     {"memory_bytes", {{"feature_cache", mem.feature_cache}, {"summaries", mem.summaries}, {"folded", mem.folded}}}});
   }
   std::cout << fmt::format("\nclass-conditional MNIST on {}, batch 10 classes x {}, features {} ({}), width {}, "

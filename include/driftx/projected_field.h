@@ -166,6 +166,11 @@ class ProjectedField {
   const DataSummary& summary(int64_t shard, size_t t) const { return summaries_[shard][t]; }
   DataSummary& mutable_summary(int64_t shard, size_t t);  // e.g. to all-reduce in place
   int64_t summarised_samples() const;
+  // Memory, bytes: the float64 summaries (ksum, kysum); what fold() keeps on the queries' device (folded [num | den]
+  // per shard and temperature, its bfloat16 copy with ProductPrecision::BFloat16, the Amap copies, the
+  // scaled landmarks), from the shapes, so the same before and after the first query.
+  int64_t summary_bytes() const;
+  int64_t folded_bytes() const;
   double max_condition_number() const;
 
   // Cache: header (shapes, temperatures, ridge, scale, landmark strategy, fingerprints) + summaries.

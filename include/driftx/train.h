@@ -166,8 +166,8 @@ class Trainer {
   Communicator& communicator() { return *comm_; }
   // What the fields keep in memory, bytes (printed at start; BENCHMARKS.md): the standard method's
   // cached real features (positives = cached; shared by ranks that are threads, counted once per
-  // trainer), DriftXpress's float64 summaries and their float32 copies folded for queries (the latter
-  // exist from the first step).
+  // trainer), DriftXpress's float64 summaries and their copies folded for queries (ProjectedField::
+  // folded_bytes; they exist from the first step).
   struct Memory {
     int64_t feature_cache = 0, summaries = 0, folded = 0;
   };

@@ -321,6 +321,25 @@ double ProjectedField::max_condition_number() const {
   return c;
 }
 
+int64_t ProjectedField::summary_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& shard : summaries_)
+    for (const auto& sum : shard) bytes += sum.ksum.nbytes() + sum.kysum.nbytes();
+  return bytes;
+}
+
+int64_t ProjectedField::folded_bytes() const {
+  const int64_t per_value = config_.products == ProductPrecision::BFloat16 ? 4 + 2 : 4;  // float32 (+ bf16 copy)
+  int64_t bytes = 0;
+  for (size_t k = 0; k < maps_.size(); ++k) {
+    const int64_t M = shard_landmarks_[k].size(0);
+    bytes += M * dim_ * 4;  // query_landmarks_
+    for (const auto& sum : summaries_[k])
+      bytes += (sum.ksum.size(0) + 1) * M * (dim_ + 1) * per_value + M * M * 4;  // fold_ (+ fold_low_), query_amap_
+  }
+  return bytes;
+}
+
 void ProjectedField::fold(const torch::Device& device) const {
   const bool low = config_.products == ProductPrecision::BFloat16;
   if (folded_ && fold_device_ == device && fold_low_.empty() != low) return;

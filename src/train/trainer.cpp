@@ -328,6 +328,11 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
 
   if (comm_->is_main()) make_dirs(config_.out_dir + "/samples");
   refuse_evaluator_features(parse_feature_groups(config_.features));
+  // The standard method's feature caches are shared per (data, group, device) by ranks that are threads.
+  const std::string data_key = config_.method == "standard" && config_.positives == "cached"
+                                   ? fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
+                                                 tensor_fingerprint(data_.labels))
+                                   : "";
   for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
     group->name = name;
@@ -340,9 +345,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       sc.products = parse_product_precision(config_.matmul_dtype);
       group->standard = std::make_unique<StandardField>(sc);
       if (!encode_positives)
-        group->real = shared_dataset_features(fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
-                                                          tensor_fingerprint(data_.labels)),
-                                              data_.images, name, device_);
+        group->real = shared_dataset_features(data_key, data_.images, name, device_);
     } else {
       DRIFTX_CHECK(V == 1 || !config_.guidance, "--guidance with the per-location group {} is not supported by driftxpress "
                    "(its unconditional summaries pool every vector): use --per-location false or --method standard", name);
@@ -351,10 +354,9 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       // landmarks drawn from all its vectors, balanced by class.
       auto feats = dataset_features(data_.images, name);
       auto vecs = feats.reshape({-1, feats.size(1) / V});  // vector v of image i: row i * V + v
-      auto vec_class = V == 1 ? data_.labels : data_.labels.repeat_interleave(V);
+      auto vec_class = data_.labels.repeat_interleave(V);
       auto vec_index = torch::arange(V).repeat({data_.size()});
-      auto vec_group = config_.conditional ? (V == 1 ? data_.labels : vec_class * V + vec_index)
-                                           : (V == 1 ? torch::Tensor() : vec_index);
+      auto vec_group = config_.conditional ? vec_class * V + vec_index : V > 1 ? vec_index : torch::Tensor();
       LandmarkConfig lc;
       lc.strategy = parse_landmark_strategy(config_.landmark_strategy);
       lc.total = config_.landmarks;
@@ -440,7 +442,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
     const auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
     if (m.feature_cache > 0) std::cout << fmt::format("memory: cached real features {:.1f} MiB\n", mib(m.feature_cache));
     if (m.summaries > 0)
-      std::cout << fmt::format("memory: summaries {:.1f} MiB (float64) + {:.1f} MiB folded for queries (float32)\n",
+      std::cout << fmt::format("memory: summaries {:.1f} MiB (float64) + {:.1f} MiB folded for queries\n",
                                mib(m.summaries), mib(m.folded));
   }
   // The time budget counts the precompute of a fresh run (equal-deadline comparisons); a resumed run
@@ -501,18 +503,10 @@ Trainer::~Trainer() = default;
 Trainer::Memory Trainer::memory() const {
   Memory m;
   for (const auto& g : groups_) {
-    if (g->real) m.feature_cache += g->real->numel() * g->real->element_size();
+    if (g->real) m.feature_cache += g->real->nbytes();
     if (!g->projected) continue;
-    const auto& f = *g->projected;
-    for (int64_t k = 0; k < f.layout().shards; ++k) {
-      const int64_t M = f.summary(k, 0).ksum.size(1), D = f.dim();
-      m.folded += M * D * 4;  // the shard's scaled landmarks
-      for (size_t t = 0; t < f.config().temperatures.size(); ++t) {
-        const auto& s = f.summary(k, t);
-        m.summaries += (s.ksum.numel() + s.kysum.numel()) * 8;
-        m.folded += ((s.ksum.size(0) + 1) * M * (D + 1) + M * M) * 4;  // numerator, denominator, Amap (fold)
-      }
-    }
+    m.summaries += g->projected->summary_bytes();
+    m.folded += g->projected->folded_bytes();
   }
   return m;
 }
