@@ -87,6 +87,7 @@ struct StepShape {
   std::string method = "driftxpress", features = "pixels,pool2,pool4", out = "runs/bench-train-step", device = "cpu",
               data_dir;
   std::string positives = "cached";  // standard: TrainConfig::positives
+  std::string matmul_dtype = "float32";  // TrainConfig::matmul_dtype (both fields)
   int64_t width = 64, gen_per_class = 25, pos_per_class = 64, landmarks = 1000, landmark_shards = 1;
   bool per_location = true;          // TrainConfig::per_location
 };

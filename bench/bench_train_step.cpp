@@ -36,6 +36,7 @@ void run(const TrainStepArgs& a) {
     auto config = step_config(shape);
     config.out_dir = fmt::format("{}/{}", shape.out, shape.method == "standard" ? "standard-" + shape.positives : shape.method);
     trainers.push_back(std::make_unique<Trainer>(config));
+    trainers.back()->set_phase_sync(true);  // on a GPU: each phase's kernels counted in that phase (CPU: no effect)
     for (int i = 0; i < 2; ++i) trainers.back()->step();  // warm-up
   }
   // Interleaved steps: machine noise hits every row alike. Per row: step ms and its phases (ms).
@@ -70,14 +71,16 @@ void run(const TrainStepArgs& a) {
                     {"memory_bytes", {{"feature_cache", mem.feature_cache}, {"summaries", mem.summaries}, {"folded", mem.folded}}}});
   }
   std::cout << fmt::format("\nclass-conditional MNIST on {}, batch 10 classes x {}, features {} ({}), width {}, "
-                           "standard: {} positives/class, driftxpress: {} landmarks/group in {} shard(s); {} interleaved steps each\n\n",
+                           "standard: {} positives/class, driftxpress: {} landmarks/group in {} shard(s), {} products; "
+                           "{} interleaved steps each\n\n",
                            device_name(sh.device), sh.gen_per_class, sh.features,
                            sh.per_location ? "per-location fields" : "each group one vector", sh.width, sh.pos_per_class,
-                           sh.landmarks, sh.landmark_shards, a.steps);
+                           sh.landmarks, sh.landmark_shards, sh.matmul_dtype, a.steps);
   table.print(std::cout);
   if (!a.report.empty())
     write_json(a.report, {{"rows", rows}, {"machine", to_json(machine)}, {"device", device_name(sh.device)},
-                          {"per_location", sh.per_location}});
+                          {"per_location", sh.per_location},
+                          {"matmul_dtype", sh.matmul_dtype}});
 }
 
 }  // namespace
@@ -97,6 +100,8 @@ void add_bench_train_step(CLI::App& bench) {
   cmd->add_option("--landmarks", a.shape.landmarks, "DriftXpress: landmarks per group")->capture_default_str();
   cmd->add_option("--landmark-shards", a.shape.landmark_shards, "DriftXpress: class shards of the landmarks (block-diagonal "
                                                                 "Nystrom; 1 = one shared map)")->capture_default_str();
+  cmd->add_option("--matmul-dtype", a.shape.matmul_dtype, "Both fields' matrix products: float32 or bf16")
+      ->capture_default_str();
   cmd->add_option("--device", a.shape.device, "Training device: cpu, cuda or cuda:N (the fields run there too)")
       ->capture_default_str();
   cmd->add_option("--data-dir", a.shape.data_dir, "Dataset root (default: the bundled data/)");

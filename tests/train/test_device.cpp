@@ -69,6 +69,45 @@ TEST_F(OnCuda, ProjectedFieldMatchesTheCpuAndKeepsItsResultOnTheDevice) {
   }
 }
 
+// The query paths added after the first GPU run: blockwise attraction (several landmark blocks per
+// shard), class shards (a conditional query meets only its own shard), batched class blocks and bf16
+// products, each on CUDA against the same call on the CPU. float32: kRelTol as above. bf16: the
+// products round to 8 bits (u = 2^-9 = 2e-3 per factor), which the CPU test bounds at 5e-2 relative
+// (ProjectedField.Bf16ProductsStayCloseToFloat32); the GPU's bf16 products are held to the same bound
+// against the CPU's float32 ones.
+TEST_F(OnCuda, BlockwiseShardedAndBf16AttractionsMatchTheCpu) {
+  torch::manual_seed(7);
+  const int64_t C = 4, D = 12, n = 800, B = 32;
+  auto labels = torch::arange(n) % C;
+  auto real = torch::randn({n, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 2.0;
+  auto U_idx = torch::randperm(n).narrow(0, 0, 120);
+  ProjectedFieldConfig pc;
+  pc.landmark_block = 7;
+  pc.class_batching = ClassBatching::Batched;
+  auto field = build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx),
+                                     {C, 2}, std::nullopt, pc);
+  auto xs = (torch::randn({B, D}) * 2.0 + 3.0) / field.scale();
+  auto q = torch::arange(B) / (B / C);  // class-major blocks: the batched path
+  for (const auto& query_labels : {q, torch::Tensor()}) {
+    const bool conditional = query_labels.defined();
+    torch::Tensor touched_cpu, touched_gpu;
+    field.set_query_options(7, ProductPrecision::Float32);
+    auto cpu = field.attractions(xs, query_labels, nullptr, &touched_cpu);
+    auto gpu = field.attractions(xs.to(cuda), conditional ? query_labels.to(cuda) : query_labels, nullptr,
+                                 &touched_gpu);
+    EXPECT_TRUE(torch::equal(touched_gpu.to(torch::kCPU), touched_cpu)) << "the GPU meets the same landmarks";
+    field.set_query_options(7, ProductPrecision::BFloat16);
+    auto gpu_bf16 = field.attractions(xs.to(cuda), conditional ? query_labels.to(cuda) : query_labels);
+    for (size_t t = 0; t < cpu.size(); ++t) {
+      EXPECT_TRUE(gpu[t].is_cuda());
+      EXPECT_LT(rel_l2(gpu[t] - xs.to(cuda), cpu[t] - xs), kRelTol) << "tau " << pc.temperatures[t];
+      const double bf16_err = rel_l2(gpu_bf16[t] - xs.to(cuda), cpu[t] - xs);
+      EXPECT_LT(bf16_err, 5e-2) << "tau " << pc.temperatures[t];
+      EXPECT_GT(bf16_err, 0.0) << "bf16 must change the products";
+    }
+  }
+}
+
 TEST_F(OnCuda, StandardFieldMatchesTheCpu) {
   torch::manual_seed(6);
   StandardFieldConfig sc;
@@ -120,6 +159,44 @@ TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
   auto s = gpu.step_on(z, labels, alpha);
   EXPECT_TRUE(std::isfinite(s.loss));
   EXPECT_NEAR(s.loss, cpu.step_on(z, labels, alpha).loss, kRelTol * s.loss);
+}
+
+// Encoder space (issue 11) on CUDA: per-location fields of an encoder layer (16 vectors of 64) and a
+// global group, the standard method's positives gathered from the feature cache on the device, and
+// DriftXpress with one shard per class. The encoder's forward adds at most ~6e-5 relative per feature
+// (EncoderTest.FeaturesOfAFixedBatchMatchTheRecordedDigest derives it): kRelTol still holds.
+TEST_P(OnCudaTrainer, EncoderPerLocationStepMatchesTheCpuStep) {
+  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
+      !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
+    GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
+  const auto dir = std::filesystem::path(testing::TempDir()) /
+                   ("driftx_cuda_enc_" + GetParam() + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  auto config = [&](const std::string& device) {
+    TrainConfig c = testing_support::tiny_train_config(GetParam(), dir.string());
+    c.features = "encoder:mnist/l3.loc,encoder:mnist/l1.mean_std";
+    c.per_location = true;
+    c.landmark_shards = GetParam() == "driftxpress" ? 10 : 1;
+    c.landmarks = 200;
+    c.sample_every = c.checkpoint_every = 0;
+    c.out_dir = (dir / device).string();
+    c.device = device;
+    return c;
+  };
+  Trainer cpu(config("cpu")), gpu(config("cuda"));
+  torch::manual_seed(9);
+  auto z = torch::randn({18, 8});
+  auto labels = torch::tensor({2, 5, 8}, torch::kLong).repeat_interleave(6);
+  auto [loss_cpu, targets_cpu] = cpu.drift_targets(z, labels);
+  auto [loss_gpu, targets_gpu] = gpu.drift_targets(z, labels);
+  ASSERT_EQ(targets_cpu.size(), targets_gpu.size());
+  for (size_t g = 0; g < targets_cpu.size(); ++g) {
+    EXPECT_TRUE(targets_gpu[g].is_cuda()) << "group " << g;
+    EXPECT_LT(rel_l2(targets_gpu[g], targets_cpu[g]), kRelTol) << "group " << g;
+  }
+  EXPECT_NEAR(loss_gpu, loss_cpu, kRelTol * loss_cpu);
+  auto s = gpu.step_on(z, labels);
+  EXPECT_NEAR(s.loss, cpu.step_on(z, labels).loss, kRelTol * s.loss);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, OnCudaTrainer, ::testing::Values("driftxpress", "standard"),
