@@ -73,6 +73,9 @@ struct ShardLayout {
   int64_t classes = 1;
   int64_t shards = 1;
   int64_t shard_of_class(int64_t c) const { return c * shards / classes; }
+  // Shard k holds the classes [first_class(k), first_class(k + 1)): the smallest c with c * shards / classes >= k.
+  int64_t first_class(int64_t k) const { return (k * classes + shards - 1) / shards; }
+  int64_t classes_in(int64_t k) const { return first_class(k + 1) - first_class(k); }
   torch::Tensor shard_of_classes(const torch::Tensor& labels) const {  // the same rule, element-wise
     return (labels * shards).div(classes, "floor");
   }
@@ -82,10 +85,12 @@ struct ShardLayout {
 // ksum[c] = sum_{y in c} k(y, U) (M) and kysum[c] = sum_{y in c} k(y, U)^T y (M x D), float64.
 // The spec's s = Amap ksum and Sy = Amap kysum follow from them; keeping raw kernel sums makes them
 // additive across data shards before any map is applied.
+// A shard's summaries hold rows for its own classes only (C_k = ShardLayout::classes_in(k) rows, row
+// c - first_class(k) for class c): a shard's map never sees the other classes' data.
 struct DataSummary {
-  torch::Tensor ksum;    // C x M, float64
-  torch::Tensor kysum;   // C x M x D, float64
-  torch::Tensor counts;  // C, int64: real samples summarised per class
+  torch::Tensor ksum;    // C_k x M_k, float64
+  torch::Tensor kysum;   // C_k x M_k x D, float64
+  torch::Tensor counts;  // C_k, int64: real samples summarised per class
 
   void add(const DataSummary& other);  // other must have the same shapes
 };
@@ -201,6 +206,8 @@ class ProjectedField {
   // field queried with CUDA tensors keeps everything it reads per step on that device.
   void fold(const torch::Device& device) const;
   bool batch_classes(const torch::Tensor& x) const;  // class_batching resolved for queries on x's device
+  // Rows of a fold after the shard's class rows: its all-data row, and with shards a zero row.
+  int64_t fold_extra_rows() const { return layout_.shards > 1 ? 2 : 1; }
 
   ProjectedFieldConfig config_;
   ShardLayout layout_;
@@ -211,8 +218,9 @@ class ProjectedField {
   std::vector<std::vector<DataSummary>> summaries_;           // [shard][temperature]
   mutable bool folded_ = false;
   mutable torch::Device fold_device_{torch::kCPU};
-  // [shard][temperature]: folded numerator and denominator side by side, (C+1) x M_k x (D+1), float32
-  // (column D: the denominator, so one product gives both); row C holds the unconditional sums. On
+  // [shard][temperature]: folded numerator and denominator side by side, (C_k + fold_extra_rows()) x M_k x
+  // (D+1), float32 (column D: the denominator, so one product gives both); rows 0..C_k-1 the shard's
+  // classes, row C_k the shard's unconditional sums, row C_k + 1 (sharded) zeros. On
   // fold_device_, with the landmarks and Amap copies below. fold_low_: the same in bfloat16, when the
   // products run in bf16.
   mutable std::vector<std::vector<torch::Tensor>> fold_, fold_low_, query_amap_;

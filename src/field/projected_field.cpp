@@ -212,9 +212,9 @@ ProjectedField::ProjectedField(const torch::Tensor& landmarks, const torch::Tens
     for (double te : tau_effs) {
       maps_[k].emplace_back(shard_landmarks_[k], te, config_.ridge);
       const int64_t Mk = idx.numel();
-      summaries_[k].push_back({torch::zeros({layout_.classes, Mk}, torch::kFloat64),
-                               torch::zeros({layout_.classes, Mk, dim_}, torch::kFloat64),
-                               torch::zeros({layout_.classes}, torch::kLong)});
+      const int64_t Ck = layout_.classes_in(k);
+      summaries_[k].push_back({torch::zeros({Ck, Mk}, torch::kFloat64), torch::zeros({Ck, Mk, dim_}, torch::kFloat64),
+                               torch::zeros({Ck}, torch::kLong)});
     }
   }
 }
@@ -248,6 +248,7 @@ void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& la
       auto lk = rows.defined() ? lc.index_select(0, rows) : lc;
       // One distance matrix per chunk and shard, shared by every temperature.
       auto dist = euclidean_distances(yk, shard_landmarks_[k]);  // n_k x M_k
+      const int64_t c0 = layout_.first_class(k);  // the shard's summary rows start at its first class
       auto class_groups = groups_of(lk);
       for (const auto& [c, idx] : class_groups) {
         auto dc = class_groups.size() == 1 ? dist : dist.index_select(0, idx);
@@ -262,11 +263,11 @@ void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& la
           auto K = (shifted * inv_tau).exp_();
           auto f = (e.to(torch::kFloat64) * inv_tau).exp_();
           auto& sum = summaries_[k][t];
-          sum.ksum[c].add_(K.sum(0).to(torch::kFloat64) * f);
-          sum.kysum[c].add_(torch::matmul(K.t(), Yc).to(torch::kFloat64) * f.unsqueeze(1));
+          sum.ksum[c - c0].add_(K.sum(0).to(torch::kFloat64) * f);
+          sum.kysum[c - c0].add_(torch::matmul(K.t(), Yc).to(torch::kFloat64) * f.unsqueeze(1));
         }
       }
-      for (auto& sum : summaries_[k]) sum.counts.index_add_(0, lk, torch::ones_like(lk));
+      for (auto& sum : summaries_[k]) sum.counts.index_add_(0, lk - c0, torch::ones_like(lk));
     }
   }
   folded_ = false;
@@ -334,8 +335,8 @@ int64_t ProjectedField::folded_bytes() const {
   for (size_t k = 0; k < maps_.size(); ++k) {
     const int64_t M = shard_landmarks_[k].size(0);
     bytes += M * dim_ * 4;  // query_landmarks_
-    for (const auto& sum : summaries_[k])
-      bytes += (sum.ksum.size(0) + 1) * M * (dim_ + 1) * per_value + M * M * 4;  // fold_ (+ fold_low_), query_amap_
+    for (const auto& sum : summaries_[k])  // fold_ (+ fold_low_), query_amap_
+      bytes += (sum.ksum.size(0) + fold_extra_rows()) * M * (dim_ + 1) * per_value + M * M * 4;
   }
   return bytes;
 }
@@ -352,12 +353,13 @@ void ProjectedField::fold(const torch::Device& device) const {
     query_landmarks_.push_back(shard_landmarks_[k].to(device));
     for (size_t t = 0; t < maps_[k].size(); ++t) {
       // Folded form (SPEC §3): Amap Sy = Amap Amap kysum = (W + ridge I)^-1 kysum and Amap s =
-      // (W + ridge I)^-1 ksum, in float64, side by side: [num | den], (C+1) x M x (D+1).
+      // (W + ridge I)^-1 ksum, in float64, side by side: [num | den], (C_k + extra) x M_k x (D+1): the
+      // shard's classes, then its all-data row, then (sharded fields) a zero row for the other classes.
       const auto& inv = maps_[k][t].inverse();
       const auto& sum = summaries_[k][t];
-      auto ksum = torch::cat({sum.ksum, sum.ksum.sum(0, true)}, 0);     // (C+1) x M
-      auto kysum = torch::cat({sum.kysum, sum.kysum.sum(0, true)}, 0);  // (C+1) x M x D
-      auto both = torch::cat({kysum, ksum.unsqueeze(2)}, 2);            // (C+1) x M x (D+1)
+      std::vector<torch::Tensor> ks{sum.ksum, sum.ksum.sum(0, true)}, kys{sum.kysum, sum.kysum.sum(0, true)};
+      if (fold_extra_rows() == 2) ks.push_back(torch::zeros_like(ks[1])), kys.push_back(torch::zeros_like(kys[1]));
+      auto both = torch::cat({torch::cat(kys, 0), torch::cat(ks, 0).unsqueeze(2)}, 2);
       fold_[k].push_back(torch::matmul(inv, both).to(torch::kFloat32).contiguous().to(device));
       if (low) fold_low_[k].push_back(fold_[k].back().to(torch::kBFloat16));
       query_amap_[k].push_back(maps_[k][t].amap().to(torch::kFloat32).to(device));
@@ -459,6 +461,13 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
     std::vector<int64_t> shards;
     for (int64_t k = 0; k < layout_.shards; ++k)
       if (set.shard == all_shards || set.shard == k) shards.push_back(k);
+    // Batched class blocks: each block's row in shard k's fold, its own row or (a class of another shard,
+    // met by all-shard queries) the zero row after the all-data row.
+    std::vector<std::vector<int64_t>> local_rows(layout_.shards);
+    if (blocks)
+      for (int64_t k : shards)
+        for (int64_t c : blocks->classes)
+          local_rows[k].push_back(layout_.shard_of_class(c) == k ? c - layout_.first_class(k) : layout_.classes_in(k) + 1);
     // Accumulators per temperature, n x (D+1) ([num | den]), shifted by the running minimum distance
     // `m` (online rescaling: a block that lowers m_i multiplies row i by exp(-(m_old - m_new) / tau_eff)).
     std::vector<torch::Tensor> acc(nt), acc_all(separate_all ? nt : 0);
@@ -503,21 +512,22 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
             if (separate_all) acc_all[t].mul_(f);
           }
           at::mul_out(K, d, k_tau).exp_();
-          const auto& Fk = F[k][t];  // (C+1) x M_k x (D+1)
+          const auto& Fk = F[k][t];  // (C_k + extra) x M_k x (D+1), see fold()
+          const int64_t all_row = layout_.classes_in(k);
           if (!lq.defined()) {
-            add_product(acc[t], K, Fk[C].narrow(0, l0, l));
+            add_product(acc[t], K, Fk[all_row].narrow(0, l0, l));
           } else if (blocks) {
             const int64_t G = static_cast<int64_t>(blocks->classes.size()), nb = blocks->size;
             auto view = acc[t].view({G, nb, D + 1});
-            add_product(view, K.view({G, nb, l}), rows_for(Fk.narrow(1, l0, l), blocks->classes));
+            add_product(view, K.view({G, nb, l}), rows_for(Fk.narrow(1, l0, l), local_rows[k]));
           } else {
             for (const auto& r : ranges) {
-              if (layout_.shard_of_class(r.c) != k) continue;  // zero rows: class c has no data in shard k
+              if (layout_.shard_of_class(r.c) != k) continue;  // class c has no data in shard k
               auto into = acc[t].narrow(0, r.first, r.count);
-              add_product(into, K.narrow(0, r.first, r.count), Fk[r.c].narrow(0, l0, l));
+              add_product(into, K.narrow(0, r.first, r.count), Fk[r.c - layout_.first_class(k)].narrow(0, l0, l));
             }
           }
-          if (separate_all) add_product(acc_all[t], K, Fk[C].narrow(0, l0, l));
+          if (separate_all) add_product(acc_all[t], K, Fk[all_row].narrow(0, l0, l));
         }
       }
     }

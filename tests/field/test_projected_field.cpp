@@ -623,14 +623,17 @@ TEST(ProjectedField, BatchedClassBlocksMatchThePerClassLoop) {
   const auto block = [](std::vector<int64_t> classes, int64_t n) {
     return torch::tensor(classes, torch::kLong).repeat_interleave(n);
   };
+  // With 2 shards and guidance the all-data sums meet both shards, and a class block meets the other
+  // shard's zero row (its summaries hold only the shard's own classes).
+  for (int64_t shards : {1, 2})
   for (auto repulsion : {Repulsion::Exact, Repulsion::Projected}) {
     ProjectedFieldConfig loop, batched;
     loop.repulsion = batched.repulsion = repulsion;
     loop.class_batching = ClassBatching::Loop;
     batched.class_batching = ClassBatching::Batched;
     auto make = [&](const ProjectedFieldConfig& pc) {
-      return build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx), {C, 1},
-                                   std::nullopt, pc);
+      return build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx),
+                                   {C, shards}, std::nullopt, pc);
     };
     auto a = make(loop), b = make(batched);
     // Consecutive classes (summaries used in place), shuffled ones (gathered), and a layout that is not
@@ -640,7 +643,7 @@ TEST(ProjectedField, BatchedClassBlocksMatchThePerClassLoop) {
       auto mass = torch::rand({q.numel()}) * 3.0;
       auto ra = a.compute(x, q, mass), rb = b.compute(x, q, mass);
       const double rel = (rb.drift - ra.drift).norm().item<double>() / ra.drift.norm().item<double>();
-      EXPECT_LT(rel, 1e-3) << "labels " << q;
+      EXPECT_LT(rel, 1e-3) << "shards " << shards << " labels " << q;
       if (q.numel() == 6) EXPECT_TRUE(torch::equal(ra.drift, rb.drift)) << "the non-block layout must take the loop";
     }
   }

@@ -325,7 +325,8 @@ TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
     last = now;
   }
   // What the fields keep: the standard method's cached features are |Y| x D float32 per group; the
-  // summaries are float64 ksum (classes*V x M) and kysum (classes*V x M x d) per temperature.
+  // summaries are float64 ksum (classes*V x M) and kysum (classes*V x M x d) per temperature. With K
+  // class shards each class's rows span only its own shard's M / K landmarks (balanced here: 60 / 10).
   const auto m = t.memory();
   const int64_t temps = static_cast<int64_t>(t.config().temperatures.size()), M = c.landmarks;
   if (p.method == "standard") {
@@ -335,7 +336,7 @@ TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
     EXPECT_EQ(m.feature_cache, 0);
     const int64_t per_class_values = p.per_location ? (16 * (M + M * 64) + 4 * (M + M * 128) + (M + M * 64))
                                                     : (M + M * 16 * 64) + (M + M * 4 * 128) + (M + M * 64);
-    EXPECT_EQ(m.summaries, 10 * per_class_values * temps * 8);
+    EXPECT_EQ(m.summaries, 10 * per_class_values * temps * 8 / p.shards);
     EXPECT_GT(m.folded, m.summaries / 2);
   }
 }
