@@ -565,7 +565,10 @@ torch::Tensor Trainer::group_loss(size_t g, const torch::Tensor& images, const B
     auto q = split_vectors(phi, blocks, V).reshape({blocks * V * N, -1});
     auto q_labels = share_rows(labels);
     if (V > 1) {
-      auto vec = torch::arange(V, phi.options().dtype(torch::kLong)).repeat_interleave(N).repeat({blocks});
+      // On the labels' device (the host for the trainer's batches: the field reads class blocks there
+      // without a device sync).
+      const auto on = q_labels.defined() ? q_labels.options().dtype(torch::kLong) : torch::TensorOptions(torch::kLong);
+      auto vec = torch::arange(V, on).repeat_interleave(N).repeat({blocks});
       q_labels = q_labels.defined() ? q_labels.reshape({blocks, N}).select(1, 0).repeat_interleave(V * N) * V + vec : vec;
     }
     auto r = group.projected->compute(q, q_labels, share_rows(mass), comm_->sum_reducer());
