@@ -10,6 +10,9 @@
 // relative; ratios of weighted sums and the drift normalisation keep that order. The generator's
 // forward (a few convolutions, ~1e-6) adds less. 2e-3 relative L2 leaves a margin of ~20 over it while
 // still catching a wrong device path (a missing shift or a different summary differs by O(1)).
+#include <functional>
+
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include "driftx/data.h"
@@ -40,17 +43,23 @@ class OnCuda : public ::testing::Test {
   const torch::Device cuda{torch::kCUDA};
 };
 
-TEST_F(OnCuda, ProjectedFieldMatchesTheCpuAndKeepsItsResultOnTheDevice) {
-  torch::manual_seed(5);
-  const int64_t C = 3, D = 16, n = 600, B = 24;
+// n real samples of C Gaussian classes `spacing` apart in D dimensions, m of them the landmarks.
+ProjectedField class_field(int64_t C, int64_t D, int64_t n, int64_t m, double spacing, int64_t shards,
+                           const ProjectedFieldConfig& pc) {
   auto labels = torch::arange(n) % C;
-  auto real = torch::randn({n, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 3.0;
-  auto U_idx = torch::randperm(n).narrow(0, 0, 90);
+  auto real = torch::randn({n, D}) + labels.to(torch::kFloat32).unsqueeze(1) * spacing;
+  auto U_idx = torch::randperm(n).narrow(0, 0, m);
+  return build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx), {C, shards},
+                               std::nullopt, pc);
+}
+
+TEST_F(OnCuda, ProjectedFieldMatchesTheCpuAndKeepsItsResultOnTheDevice) {
+  const int64_t C = 3, D = 16, B = 24;
   for (auto repulsion : {Repulsion::Exact, Repulsion::Projected}) {
     ProjectedFieldConfig pc;
     pc.repulsion = repulsion;
-    auto field = build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx),
-                                       {C, 1}, std::nullopt, pc);
+    torch::manual_seed(5);
+    auto field = class_field(C, D, 600, 90, 3.0, 1, pc);
     auto x = torch::randn({B, D}) * 2.0;
     auto q = torch::arange(B) % C;
     auto mass = torch::rand({B}) * 5.0;  // guidance: the all-data sums and extra negatives too
@@ -77,15 +86,11 @@ TEST_F(OnCuda, ProjectedFieldMatchesTheCpuAndKeepsItsResultOnTheDevice) {
 // against the CPU's float32 ones.
 TEST_F(OnCuda, BlockwiseShardedAndBf16AttractionsMatchTheCpu) {
   torch::manual_seed(7);
-  const int64_t C = 4, D = 12, n = 800, B = 32;
-  auto labels = torch::arange(n) % C;
-  auto real = torch::randn({n, D}) + labels.to(torch::kFloat32).unsqueeze(1) * 2.0;
-  auto U_idx = torch::randperm(n).narrow(0, 0, 120);
+  const int64_t C = 4, D = 12, B = 32;
   ProjectedFieldConfig pc;
   pc.landmark_block = 7;
   pc.class_batching = ClassBatching::Batched;
-  auto field = build_projected_field(real, labels, real.index_select(0, U_idx), labels.index_select(0, U_idx),
-                                     {C, 2}, std::nullopt, pc);
+  auto field = class_field(C, D, 800, 120, 2.0, 2, pc);
   auto xs = (torch::randn({B, D}) * 2.0 + 3.0) / field.scale();
   auto q = torch::arange(B) / (B / C);  // class-major blocks: the batched path
   for (const auto& query_labels : {q, torch::Tensor()}) {
@@ -123,42 +128,56 @@ TEST_F(OnCuda, StandardFieldMatchesTheCpu) {
 }
 
 // One training step of each method on CUDA from the same initial weights and batch as on the CPU.
-class OnCudaTrainer : public OnCuda, public ::testing::WithParamInterface<std::string> {};
+class OnCudaTrainer : public OnCuda, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    OnCuda::SetUp();
+    if (IsSkipped()) return;
+    if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
+        !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
+      GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
+  }
+  std::filesystem::path fresh_dir(const std::string& tag) const {
+    const auto dir = std::filesystem::path(testing::TempDir()) /
+                     fmt::format("driftx_cuda_{}_{}_{}", tag, GetParam(), getpid());
+    std::filesystem::remove_all(dir);
+    return dir;
+  }
+  // Trainers on the CPU and on CUDA from one configuration (the tiny one, then `adjust`): the drift
+  // targets and loss of the same batch agree within kRelTol, the GPU's stay on the device, and a full
+  // step (backward, clipping, AdamW, EMA) gives the CPU step's loss.
+  void expect_same_step(const std::string& tag, const std::function<void(TrainConfig&)>& adjust, const torch::Tensor& z,
+                        const torch::Tensor& labels, const torch::Tensor& alpha = {}) const {
+    const auto dir = fresh_dir(tag);
+    auto config = [&](const std::string& device) {
+      TrainConfig c = testing_support::tiny_train_config(GetParam(), dir.string());
+      c.sample_every = c.checkpoint_every = 0;
+      c.out_dir = (dir / device).string();
+      c.device = device;
+      adjust(c);
+      return c;
+    };
+    Trainer cpu(config("cpu")), gpu(config("cuda"));
+    auto [loss_cpu, targets_cpu] = cpu.drift_targets(z, labels, alpha);
+    auto [loss_gpu, targets_gpu] = gpu.drift_targets(z, labels, alpha);
+    ASSERT_EQ(targets_cpu.size(), targets_gpu.size());
+    for (size_t g = 0; g < targets_cpu.size(); ++g) {
+      EXPECT_TRUE(targets_gpu[g].is_cuda()) << "group " << g;
+      EXPECT_LT(rel_l2(targets_gpu[g], targets_cpu[g]), kRelTol) << "group " << g;
+    }
+    EXPECT_NEAR(loss_gpu, loss_cpu, kRelTol * loss_cpu);
+    auto s = gpu.step_on(z, labels, alpha);
+    EXPECT_TRUE(std::isfinite(s.loss));
+    EXPECT_NEAR(s.loss, cpu.step_on(z, labels, alpha).loss, kRelTol * s.loss);
+  }
+};
 
 TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
-  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
-      !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
-    GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
-  const auto dir =
-      std::filesystem::path(testing::TempDir()) / ("driftx_cuda_" + GetParam() + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  auto config = [&](const std::string& device) {
-    TrainConfig c = testing_support::tiny_train_config(GetParam(), dir.string());
-    c.gen_per_class = 8;
-    c.guidance = true;
-    c.sample_every = c.checkpoint_every = 0;
-    c.out_dir = (dir / device).string();
-    c.seed = 4;
-    c.device = device;
-    return c;
-  };
-  Trainer cpu(config("cpu")), gpu(config("cuda"));
   torch::manual_seed(9);
   auto z = torch::randn({24, 8});
   auto labels = torch::tensor({1, 4, 7}, torch::kLong).repeat_interleave(8);
   auto alpha = torch::tensor({1.0f, 2.5f, 4.0f}).repeat_interleave(8);
-  auto [loss_cpu, targets_cpu] = cpu.drift_targets(z, labels, alpha);
-  auto [loss_gpu, targets_gpu] = gpu.drift_targets(z, labels, alpha);
-  ASSERT_EQ(targets_cpu.size(), targets_gpu.size());
-  for (size_t g = 0; g < targets_cpu.size(); ++g) {
-    EXPECT_TRUE(targets_gpu[g].is_cuda()) << "group " << g;
-    EXPECT_LT(rel_l2(targets_gpu[g], targets_cpu[g]), kRelTol) << "group " << g;
-  }
-  EXPECT_NEAR(loss_gpu, loss_cpu, kRelTol * loss_cpu);
-  // A full step (backward, clipping, AdamW, EMA) runs on the device and gives a finite loss.
-  auto s = gpu.step_on(z, labels, alpha);
-  EXPECT_TRUE(std::isfinite(s.loss));
-  EXPECT_NEAR(s.loss, cpu.step_on(z, labels, alpha).loss, kRelTol * s.loss);
+  expect_same_step("pixels", [](TrainConfig& c) { c.gen_per_class = 8, c.guidance = true, c.seed = 4; }, z, labels, alpha);
 }
 
 // Encoder space (issue 11) on CUDA: per-location fields of an encoder layer (16 vectors of 64) and a
@@ -166,37 +185,16 @@ TEST_P(OnCudaTrainer, StepMatchesTheCpuStep) {
 // DriftXpress with one shard per class. The encoder's forward adds at most ~6e-5 relative per feature
 // (EncoderTest.FeaturesOfAFixedBatchMatchTheRecordedDigest derives it): kRelTol still holds.
 TEST_P(OnCudaTrainer, EncoderPerLocationStepMatchesTheCpuStep) {
-  if (!std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte") &&
-      !std::filesystem::exists(resolve_data_dir() + "/mnist/train-labels-idx1-ubyte.gz"))
-    GTEST_SKIP() << "MNIST not found: run scripts/setup.sh";
-  const auto dir = std::filesystem::path(testing::TempDir()) /
-                   ("driftx_cuda_enc_" + GetParam() + "_" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  auto config = [&](const std::string& device) {
-    TrainConfig c = testing_support::tiny_train_config(GetParam(), dir.string());
-    c.features = "encoder:mnist/l3.loc,encoder:mnist/l1.mean_std";
-    c.per_location = true;
-    c.landmark_shards = GetParam() == "driftxpress" ? 10 : 1;
-    c.landmarks = 200;
-    c.sample_every = c.checkpoint_every = 0;
-    c.out_dir = (dir / device).string();
-    c.device = device;
-    return c;
-  };
-  Trainer cpu(config("cpu")), gpu(config("cuda"));
   torch::manual_seed(9);
   auto z = torch::randn({18, 8});
   auto labels = torch::tensor({2, 5, 8}, torch::kLong).repeat_interleave(6);
-  auto [loss_cpu, targets_cpu] = cpu.drift_targets(z, labels);
-  auto [loss_gpu, targets_gpu] = gpu.drift_targets(z, labels);
-  ASSERT_EQ(targets_cpu.size(), targets_gpu.size());
-  for (size_t g = 0; g < targets_cpu.size(); ++g) {
-    EXPECT_TRUE(targets_gpu[g].is_cuda()) << "group " << g;
-    EXPECT_LT(rel_l2(targets_gpu[g], targets_cpu[g]), kRelTol) << "group " << g;
-  }
-  EXPECT_NEAR(loss_gpu, loss_cpu, kRelTol * loss_cpu);
-  auto s = gpu.step_on(z, labels);
-  EXPECT_NEAR(s.loss, cpu.step_on(z, labels).loss, kRelTol * s.loss);
+  const bool projected = GetParam() == "driftxpress";
+  expect_same_step("encoder", [projected](TrainConfig& c) {
+    c.features = "encoder:mnist/l3.loc,encoder:mnist/l1.mean_std";
+    c.per_location = true;
+    c.landmark_shards = projected ? 10 : 1;
+    c.landmarks = 200;
+  }, z, labels);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, OnCudaTrainer, ::testing::Values("driftxpress", "standard"),
