@@ -208,6 +208,10 @@ class ProjectedField {
   bool batch_classes(const torch::Tensor& x) const;  // class_batching resolved for queries on x's device
   // Rows of a fold after the shard's class rows: its all-data row, and with shards a zero row.
   int64_t fold_extra_rows() const { return layout_.shards > 1 ? 2 : 1; }
+  // Row of class c in shard k's fold: its own row, or (a class of another shard) the zero row.
+  int64_t fold_row(int64_t c, int64_t k) const {
+    return layout_.shard_of_class(c) == k ? c - layout_.first_class(k) : layout_.classes_in(k) + 1;
+  }
 
   ProjectedFieldConfig config_;
   ShardLayout layout_;

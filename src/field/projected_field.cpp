@@ -461,13 +461,11 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
     std::vector<int64_t> shards;
     for (int64_t k = 0; k < layout_.shards; ++k)
       if (set.shard == all_shards || set.shard == k) shards.push_back(k);
-    // Batched class blocks: each block's row in shard k's fold, its own row or (a class of another shard,
-    // met by all-shard queries) the zero row after the all-data row.
+    // Batched class blocks: each block's row in shard k's fold (all-shard queries meet other shards' zero row).
     std::vector<std::vector<int64_t>> local_rows(layout_.shards);
     if (blocks)
       for (int64_t k : shards)
-        for (int64_t c : blocks->classes)
-          local_rows[k].push_back(layout_.shard_of_class(c) == k ? c - layout_.first_class(k) : layout_.classes_in(k) + 1);
+        for (int64_t c : blocks->classes) local_rows[k].push_back(fold_row(c, k));
     // Accumulators per temperature, n x (D+1) ([num | den]), shifted by the running minimum distance
     // `m` (online rescaling: a block that lowers m_i multiplies row i by exp(-(m_old - m_new) / tau_eff)).
     std::vector<torch::Tensor> acc(nt), acc_all(separate_all ? nt : 0);
@@ -524,7 +522,7 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
             for (const auto& r : ranges) {
               if (layout_.shard_of_class(r.c) != k) continue;  // class c has no data in shard k
               auto into = acc[t].narrow(0, r.first, r.count);
-              add_product(into, K.narrow(0, r.first, r.count), Fk[r.c - layout_.first_class(k)].narrow(0, l0, l));
+              add_product(into, K.narrow(0, r.first, r.count), Fk[fold_row(r.c, k)].narrow(0, l0, l));
             }
           }
           if (separate_all) add_product(acc_all[t], K, Fk[all_row].narrow(0, l0, l));
