@@ -198,6 +198,7 @@ TrainConfig step_config(const StepShape& s) {
   c.per_location = s.per_location;
   c.landmarks = s.landmarks;
   c.landmark_shards = s.landmark_shards;
+  c.vector_maps = s.vector_maps;
   c.matmul_dtype = s.matmul_dtype;
   c.out_dir = s.out + "/" + s.method;
   c.device = s.device;

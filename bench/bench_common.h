@@ -90,6 +90,7 @@ struct StepShape {
   std::string matmul_dtype = "float32";  // TrainConfig::matmul_dtype (both fields)
   int64_t width = 64, gen_per_class = 25, pos_per_class = 64, landmarks = 1000, landmark_shards = 1;
   bool per_location = true;          // TrainConfig::per_location
+  bool vector_maps = false;          // TrainConfig::vector_maps
 };
 // A TrainConfig for timing steps (no sample grids, no checkpoints; out_dir = out/method).
 TrainConfig step_config(const StepShape& s);

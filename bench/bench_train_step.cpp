@@ -71,15 +71,17 @@ void run(const TrainStepArgs& a) {
                     {"memory_bytes", {{"feature_cache", mem.feature_cache}, {"summaries", mem.summaries}, {"folded", mem.folded}}}});
   }
   std::cout << fmt::format("\nclass-conditional MNIST on {}, batch 10 classes x {}, features {} ({}), width {}, "
-                           "standard: {} positives/class, driftxpress: {} landmarks/group in {} shard(s), {} products; "
+                           "standard: {} positives/class, driftxpress: {} landmarks/group in {} shard(s){}, {} products; "
                            "{} interleaved steps each\n\n",
                            device_name(sh.device), sh.gen_per_class, sh.features,
                            sh.per_location ? "per-location fields" : "each group one vector", sh.width, sh.pos_per_class,
-                           sh.landmarks, sh.landmark_shards, sh.matmul_dtype, a.steps);
+                           sh.landmarks, sh.landmark_shards, sh.vector_maps ? " and per-vector maps" : "",
+                           sh.matmul_dtype, a.steps);
   table.print(std::cout);
   if (!a.report.empty())
     write_json(a.report, {{"rows", rows}, {"machine", to_json(machine)}, {"device", device_name(sh.device)},
-                          {"per_location", sh.per_location},
+                          {"per_location", sh.per_location}, {"landmark_shards", sh.landmark_shards},
+                          {"vector_maps", sh.vector_maps},
                           {"matmul_dtype", sh.matmul_dtype}});
 }
 
@@ -100,6 +102,8 @@ void add_bench_train_step(CLI::App& bench) {
   cmd->add_option("--landmarks", a.shape.landmarks, "DriftXpress: landmarks per group")->capture_default_str();
   cmd->add_option("--landmark-shards", a.shape.landmark_shards, "DriftXpress: class shards of the landmarks (block-diagonal "
                                                                 "Nystrom; 1 = one shared map)")->capture_default_str();
+  cmd->add_option("--vector-maps", a.shape.vector_maps, "DriftXpress: one map per (class, vector), --landmarks per vector")
+      ->capture_default_str();
   cmd->add_option("--matmul-dtype", a.shape.matmul_dtype, "Both fields' matrix products: float32 or bf16")
       ->capture_default_str();
   cmd->add_option("--device", a.shape.device, "Training device: cpu, cuda or cuda:N (the fields run there too)")

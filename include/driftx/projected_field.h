@@ -229,6 +229,19 @@ class ProjectedField {
   // products run in bf16.
   mutable std::vector<std::vector<torch::Tensor>> fold_, fold_low_, query_amap_;
   mutable std::vector<torch::Tensor> query_landmarks_;  // per shard: M_k x D scaled, float32
+  // Sharded fields whose shards hold equally many landmarks (M_k = M / shards): the same tensors stacked,
+  // so that class blocks of several shards meet their own shard's landmarks in one batched product
+  // (shard_blocks). fold_, fold_low_ and query_landmarks_ are then views into these (no second copy).
+  // stacked_landmarks_: shards x M_k x D; stacked_fold_[t] (stacked_fold_low_[t]): every shard's fold
+  // rows one after another, shard k's from fold_offset_[k]. Undefined / empty otherwise.
+  mutable torch::Tensor stacked_landmarks_;
+  mutable std::vector<torch::Tensor> stacked_fold_, stacked_fold_low_;
+  mutable std::vector<int64_t> fold_offset_;
+  // kernel_sums for class-conditional queries in equal contiguous class blocks when the landmarks are
+  // stacked: block g meets only its class's shard (shift: its smallest distance to it), all blocks in
+  // one batched distance product and one batched product per temperature. The same sums as the
+  // per-shard query sets, in another order.
+  KernelSums shard_blocks(const torch::Tensor& x, const std::vector<int64_t>& block_classes, torch::Tensor* touched) const;
 };
 
 // Builds a projected field over a whole real set in one call: checks M <= |Y|, that every class

@@ -61,6 +61,11 @@ struct TrainConfig {
   // its own landmarks and map; a query meets only its class's shard. 1: one map shared by all classes.
   // K must divide the number of classes.
   int64_t landmark_shards = 1;
+  // One Nystrom map per (class, vector) of each group (class-conditional runs; with per_location a
+  // group's V vectors are locations): --landmarks per vector, so landmarks / classes per map, drawn from
+  // that class's samples of that vector. A query meets as many landmarks as with landmark_shards =
+  // classes, all of its own location; landmarks and summaries are V times larger. V = 1: class shards.
+  bool vector_maps = false;
   double ridge = 1e-4;
   std::string repulsion = "exact";
   std::string cache_dir;                      // empty: <out>/../cache

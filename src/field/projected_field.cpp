@@ -58,13 +58,14 @@ std::optional<ClassBlocks> class_blocks(const torch::Tensor& labels) {
   return out;
 }
 
-// Rows `classes` of a (C+1) x ... tensor: a view when they are consecutive (all classes of a batch in
-// order, the default), else a gathered copy.
-torch::Tensor rows_for(const torch::Tensor& t, const std::vector<int64_t>& classes) {
-  bool consecutive = true;
-  for (size_t g = 1; g < classes.size(); ++g) consecutive = consecutive && classes[g] == classes[0] + static_cast<int64_t>(g);
-  if (consecutive) return t.narrow(0, classes[0], static_cast<int64_t>(classes.size()));
-  return t.index_select(0, torch::tensor(classes, torch::kLong).to(t.device()));
+// Rows `rows` of a tensor: a view when they are evenly spaced and ascending (all classes of a batch in
+// order, the default; or one row per shard of a stacked fold), else a gathered copy.
+torch::Tensor rows_for(const torch::Tensor& t, const std::vector<int64_t>& rows) {
+  const int64_t n = static_cast<int64_t>(rows.size()), step = n > 1 ? rows[1] - rows[0] : 1;
+  bool even = step > 0;
+  for (int64_t g = 1; g < n && even; ++g) even = rows[g] - rows[g - 1] == step;
+  if (even) return t.slice(0, rows[0], rows[0] + (n - 1) * step + 1, step);
+  return t.index_select(0, torch::tensor(rows, torch::kLong).to(t.device()));
 }
 
 std::vector<double> tau_effs_of(const std::vector<double>& temps, int64_t dim) {
@@ -241,9 +242,10 @@ void ProjectedField::add_data(const torch::Tensor& real, const torch::Tensor& la
     auto ys = real.narrow(0, start, n).to(torch::kFloat32) / scale_;
     auto lc = lab.narrow(0, start, n);
     auto sc = shard_of_sample.narrow(0, start, n);
-    for (int64_t k = 0; k < layout_.shards; ++k) {
-      auto rows = layout_.shards == 1 ? torch::Tensor() : (sc == k).nonzero().squeeze(1);
-      if (rows.defined() && rows.numel() == 0) continue;
+    // The shards present in the chunk (hundreds of shards: a map per (class, vector)).
+    auto present = layout_.shards == 1 ? std::vector<std::pair<int64_t, torch::Tensor>>{{0, torch::Tensor()}}
+                                        : groups_of(sc);
+    for (const auto& [k, rows] : present) {
       auto yk = rows.defined() ? ys.index_select(0, rows) : ys;
       auto lk = rows.defined() ? lc.index_select(0, rows) : lc;
       // One distance matrix per chunk and shard, shared by every temperature.
@@ -365,6 +367,31 @@ void ProjectedField::fold(const torch::Device& device) const {
       query_amap_[k].push_back(maps_[k][t].amap().to(torch::kFloat32).to(device));
     }
   }
+  // Equal shards: stack them (one batched product serves class blocks of many shards) and keep the
+  // per-shard tensors as views into the stacks.
+  stacked_landmarks_ = torch::Tensor();
+  stacked_fold_.clear();
+  stacked_fold_low_.clear();
+  fold_offset_.clear();
+  bool equal = layout_.shards > 1;
+  for (const auto& U : shard_landmarks_) equal = equal && U.size(0) == shard_landmarks_[0].size(0);
+  if (equal) {
+    stacked_landmarks_ = torch::stack(query_landmarks_);
+    for (size_t k = 0; k < maps_.size(); ++k) query_landmarks_[k] = stacked_landmarks_[k];
+    int64_t offset = 0;
+    for (size_t k = 0; k < maps_.size(); ++k) fold_offset_.push_back(offset), offset += fold_[k][0].size(0);
+    auto stack_rows = [&](std::vector<std::vector<torch::Tensor>>& per_shard, std::vector<torch::Tensor>& stacked) {
+      for (size_t t = 0; t < per_shard[0].size(); ++t) {
+        std::vector<torch::Tensor> parts;
+        for (auto& shard : per_shard) parts.push_back(shard[t]);
+        stacked.push_back(torch::cat(parts, 0));
+        for (size_t k = 0; k < per_shard.size(); ++k)
+          per_shard[k][t] = stacked.back().narrow(0, fold_offset_[k], per_shard[k][t].size(0));
+      }
+    };
+    stack_rows(fold_, stacked_fold_);
+    if (low) stack_rows(fold_low_, stacked_fold_low_);
+  }
   fold_device_ = device;
   folded_ = true;
 }
@@ -405,6 +432,11 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
       DRIFTX_CHECK(lo >= 0 && hi < C, "projected field: query label {} outside [0, {})", lo < 0 ? lo : hi, C);
     }
   }
+  // Stacked equal shards and class blocks: one batched product for every shard (a loop of query sets,
+  // one per shard, is launch-bound with many small shards: a map per (class, vector) gives hundreds).
+  if (labels.defined() && !separate_all && stacked_landmarks_.defined() && batch_classes(x) &&
+      (config_.landmark_block == 0 || stacked_landmarks_.size(1) <= config_.landmark_block))
+    if (const auto blocks = class_blocks(labels)) return shard_blocks(x, blocks->classes, touched);
   if (!labels.defined() || separate_all) {
     sets.push_back({{}, layout_.shards == 1 ? 0 : all_shards});
   } else if (layout_.shards == 1) {
@@ -546,6 +578,35 @@ ProjectedField::KernelSums ProjectedField::kernel_sums(const torch::Tensor& xs, 
   }
   if (all_data) *all_data = separate_all ? KernelSums{anum, aden, shift} : KernelSums{num, den, shift};
   return {num, den, shift};
+}
+
+ProjectedField::KernelSums ProjectedField::shard_blocks(const torch::Tensor& x, const std::vector<int64_t>& block_classes,
+                                                        torch::Tensor* touched) const {
+  const int64_t G = static_cast<int64_t>(block_classes.size()), B = x.size(0), nb = B / G, D = dim_;
+  const int64_t Mb = stacked_landmarks_.size(1);
+  const auto tau_effs = tau_effs_of(config_.temperatures, dim_);
+  const bool low = config_.products == ProductPrecision::BFloat16;
+  std::vector<int64_t> shard_of_block, fold_row_of_block;
+  for (int64_t c : block_classes) {
+    const int64_t k = layout_.shard_of_class(c);
+    shard_of_block.push_back(k);
+    fold_row_of_block.push_back(fold_offset_[k] + fold_row(c, k));
+  }
+  auto d = euclidean_distances(x.reshape({G, nb, D}), rows_for(stacked_landmarks_, shard_of_block));  // G x nb x Mb
+  auto m = std::get<0>(d.min(2, true));                                                             // G x nb x 1
+  d.sub_(m);  // >= 0: each query's largest kernel value is 1
+  auto K = torch::empty_like(d);
+  KernelSums out;
+  for (size_t t = 0; t < tau_effs.size(); ++t) {
+    at::mul_out(K, d, torch::scalar_tensor(-1.0 / tau_effs[t], d.options())).exp_();
+    auto F = rows_for(low ? stacked_fold_low_[t] : stacked_fold_[t], fold_row_of_block);  // G x Mb x (D+1)
+    auto acc = low ? matmul_in(K, F, ProductPrecision::BFloat16) : torch::bmm(K, F);        // G x nb x (D+1)
+    out.num.push_back(acc.narrow(2, 0, D).reshape({B, D}));
+    out.den.push_back(acc.select(2, D).reshape({B}));
+  }
+  out.shift = m.reshape({B});
+  if (touched) *touched = torch::full({B}, Mb, x.options().dtype(torch::kLong));
+  return out;
 }
 
 std::vector<torch::Tensor> ProjectedField::attractions(const torch::Tensor& xs, const torch::Tensor& labels,

@@ -69,7 +69,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"guidance", guidance}, {"guidance_negatives", guidance_negatives}, {"alpha_max", alpha_max},
           {"alpha_power", alpha_power},
           {"landmark_strategy", landmark_strategy}, {"landmarks", landmarks},
-          {"landmark_shards", landmark_shards}, {"ridge", ridge},
+          {"landmark_shards", landmark_shards}, {"vector_maps", vector_maps}, {"ridge", ridge},
           {"repulsion", repulsion}, {"cache_dir", cache_dir}, {"noise_dim", noise_dim}, {"width", width}, {"lr", lr},
           {"warmup_steps", warmup_steps}, {"weight_decay", weight_decay}, {"grad_clip", grad_clip}, {"ema", ema},
           {"steps", steps}, {"time_budget_s", time_budget_s}, {"log_every", log_every},
@@ -109,7 +109,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
     DRIFTX_GET(classes_per_step); DRIFTX_GET(gen_per_class); DRIFTX_GET(pos_per_class); DRIFTX_GET(positives);
     DRIFTX_GET(per_location); DRIFTX_GET(temperatures); DRIFTX_GET(affinity_floor); DRIFTX_GET(matmul_dtype);
     DRIFTX_GET(guidance); DRIFTX_GET(guidance_negatives); DRIFTX_GET(alpha_max); DRIFTX_GET(alpha_power);
-    DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards); DRIFTX_GET(ridge);
+    DRIFTX_GET(landmark_strategy); DRIFTX_GET(landmarks); DRIFTX_GET(landmark_shards); DRIFTX_GET(vector_maps);
+    DRIFTX_GET(ridge);
     DRIFTX_GET(repulsion); DRIFTX_GET(cache_dir); DRIFTX_GET(noise_dim); DRIFTX_GET(width); DRIFTX_GET(lr);
     DRIFTX_GET(warmup_steps); DRIFTX_GET(weight_decay); DRIFTX_GET(grad_clip); DRIFTX_GET(ema); DRIFTX_GET(steps);
     DRIFTX_GET(time_budget_s); DRIFTX_GET(log_every); DRIFTX_GET(sample_every); DRIFTX_GET(checkpoint_every);
@@ -125,7 +126,7 @@ const std::vector<std::string>& TrainConfig::learned_keys() {
   static const std::vector<std::string> keys{
       "dataset", "method", "features", "conditional", "classes_per_step", "gen_per_class", "pos_per_class",
       "per_location", "temperatures", "affinity_floor", "matmul_dtype", "guidance", "guidance_negatives",
-      "alpha_max", "alpha_power", "landmark_strategy", "landmarks", "landmark_shards", "ridge", "repulsion",
+      "alpha_max", "alpha_power", "landmark_strategy", "landmarks", "landmark_shards", "vector_maps", "ridge", "repulsion",
       "noise_dim", "width", "lr", "warmup_steps", "weight_decay", "grad_clip", "ema", "seed"};
   return keys;
 }
@@ -357,11 +358,13 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       auto vec_class = data_.labels.repeat_interleave(V);
       auto vec_index = torch::arange(V).repeat({data_.size()});
       auto vec_group = config_.conditional ? vec_class * V + vec_index : V > 1 ? vec_index : torch::Tensor();
+      // Vector maps: --landmarks per vector, balanced over (class, vector), so --landmarks / classes per map.
+      const bool vector_maps = config_.vector_maps;
       LandmarkConfig lc;
       lc.strategy = parse_landmark_strategy(config_.landmark_strategy);
-      lc.total = config_.landmarks;
+      lc.total = config_.landmarks * (vector_maps ? V : 1);
       lc.seed = config_.seed;
-      auto U_idx = select_landmarks(vecs, vec_class, lc);
+      auto U_idx = select_landmarks(vecs, vector_maps ? vec_group : vec_class, lc);
       comm_->broadcast(U_idx);  // every rank summarises against rank 0's landmarks and scale
       auto U = vecs.index_select(0, U_idx);
       auto S = torch::tensor(projected_feature_scale(vecs, U), torch::kFloat64);
@@ -373,13 +376,19 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       pc.products = parse_product_precision(config_.matmul_dtype);
       // (class, vector) blocks of the batch are contiguous and equal: one batched product, not a loop of
       // classes x V small ones.
-      if (V > 1) pc.class_batching = ClassBatching::Batched;
+      // The same for vector maps: every block meets its own map in one batched product (shard_blocks).
+      if (V > 1 || vector_maps) pc.class_batching = ClassBatching::Batched;
       const int64_t shards = config_.landmark_shards;
       DRIFTX_CHECK(shards == 1 || (config_.conditional && data_.num_classes % shards == 0),
                    "--landmark-shards {}: needs a class-conditional run and must divide the {} classes of {}", shards,
                    data_.num_classes, config_.dataset);
-      // Summary rows class * V + vector: with K | classes, all vectors of a class fall in its class's shard.
-      const ShardLayout layout{(config_.conditional ? data_.num_classes : 1) * V, shards};
+      DRIFTX_CHECK(!vector_maps || (config_.conditional && (shards == 1 || shards == data_.num_classes)),
+                   "--vector-maps gives every (class, vector) its own map: it needs a class-conditional run, and "
+                   "--landmark-shards must be 1 or the {} classes of {}", data_.num_classes, config_.dataset);
+      // Summary rows class * V + vector: with K | classes, all vectors of a class fall in its class's shard;
+      // with vector maps every row is its own shard.
+      const int64_t rows = (config_.conditional ? data_.num_classes : 1) * V;
+      const ShardLayout layout{rows, vector_maps ? rows : shards};
       group->projected = std::make_unique<ProjectedField>(
           U, (vec_group.defined() ? vec_group : vec_class).index_select(0, U_idx), layout, S.item<double>(), pc);
       const std::string fingerprint = tensor_fingerprint(feats) + "/" + tensor_fingerprint(data_.labels);
@@ -387,7 +396,7 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
                             {"s", config_.landmark_strategy}, {"m", config_.landmarks}, {"seed", config_.seed},
                             {"t", config_.temperatures}, {"r", config_.ridge}};
       if (V > 1) key["v"] = V;  // only when not the default: the names of caches made before stay valid
-      if (shards > 1) key["k"] = shards;
+      if (layout.shards > 1) key["k"] = layout.shards;
       // The group name in the file name with '/' and ':' (encoder:mnist/l2.loc, torchscript:PATH) made safe;
       // the key's hash tells groups apart.
       std::string file_name = name;

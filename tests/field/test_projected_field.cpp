@@ -784,3 +784,48 @@ TEST(ProjectedField, Bf16ProductsStayCloseToFloat32) {
   EXPECT_THROW(parse_product_precision("fp8"), Error);
   EXPECT_EQ(parse_product_precision("bf16"), ProductPrecision::BFloat16);
 }
+
+// Shards of equal size are stacked, and class blocks of many shards meet their own shard in one batched
+// product (ProjectedField::shard_blocks; a map per (class, vector) gives hundreds of shards). Against the
+// float64 SPEC §3 reference, with the tolerance of ProjectedVsReference (float32 folded products vs
+// float64): blocks of every class in order (the stacks used as views), every other class (a strided
+// view) and a shuffled subset (gathered rows). Each query meets only its own shard's M / shards
+// landmarks. With landmark blocks smaller than a shard the per-shard streaming path runs instead, and
+// gives the same attraction to float32 reordering (1e-4 relative: M_k <= 20 terms per sum, see
+// LandmarkBlocksMatchTheWholeLandmarkSet).
+TEST(ProjectedField, StackedShardsMatchTheReferenceForEveryBlockLayout) {
+  auto d = make_data(400, 8, 4, 40, 24, 81);
+  const int64_t C = 4, per_class = 10;
+  std::vector<torch::Tensor> picks;  // equal shards: the first 10 samples of each class
+  for (int64_t c = 0; c < C; ++c) picks.push_back((d.ylab == c).nonzero().squeeze(1).narrow(0, 0, per_class));
+  auto pick = torch::cat(picks);
+  d.U = d.Y.index_select(0, pick), d.ulab = d.ylab.index_select(0, pick);
+  for (int64_t shards : {2, 4}) {
+    ProjectedFieldConfig cfg;
+    cfg.temperatures = {0.2, 0.5};
+    cfg.class_batching = ClassBatching::Batched;
+    auto field = build_projected_field(d.Y, d.ylab, d.U, d.ulab, {C, shards}, std::nullopt, cfg);
+    const int64_t Mk = C * per_class / shards;
+    for (const std::vector<int64_t>& classes : std::vector<std::vector<int64_t>>{{0, 1, 2, 3}, {0, 2}, {3, 1}}) {
+      auto xlab = torch::tensor(classes, torch::kLong).repeat_interleave(6);
+      auto centers = d.X.index_select(0, torch::arange(C));  // d.X row c is near class c's centre
+      torch::manual_seed(5);
+      auto X = centers.index_select(0, xlab) + 0.3 * torch::randn({xlab.numel(), 8});
+      auto xs = X / field.scale();
+      torch::Tensor touched;
+      std::vector<int64_t> clamped;
+      field.set_query_options(1024, ProductPrecision::Float32);
+      auto stacked = field.attractions(xs, xlab, &clamped, &touched);
+      EXPECT_TRUE((touched == Mk).all().item<bool>()) << "shards " << shards << ": a query met another shard";
+      auto ref = reference_field(X, d.Y, d.ylab, d.U, d.ulab, C, shards, field.scale(), cfg.temperatures, cfg.ridge,
+                                 /*conditional=*/true, xlab, false, {}, /*log_domain=*/true);
+      field.set_query_options(3, ProductPrecision::Float32);  // blocks of 3 < M_k: the per-shard path
+      auto streamed = field.attractions(xs, xlab);
+      for (size_t t = 0; t < stacked.size(); ++t) {
+        EXPECT_EQ(clamped[t], 0);
+        EXPECT_LT(rel_err(stacked[t] - xs, ref.attract[t] - f64(xs)), 5e-4) << "shards " << shards << " tau " << t;
+        EXPECT_LT(rel_err(stacked[t] - xs, streamed[t] - xs), 1e-4) << "shards " << shards << " tau " << t;
+      }
+    }
+  }
+}

@@ -274,9 +274,11 @@ struct SpaceCase {
   std::string method;
   bool per_location;
   int64_t shards = 1;  // driftxpress: landmark_shards
+  bool vector_maps = false;
 };
 std::string case_name(const SpaceCase& c) {
-  return c.method + (c.per_location ? "PerLocation" : "Flat") + (c.shards > 1 ? fmt::format("Shards{}", c.shards) : "");
+  return c.method + (c.per_location ? "PerLocation" : "Flat") + (c.shards > 1 ? fmt::format("Shards{}", c.shards) : "") +
+         (c.vector_maps ? "VectorMaps" : "");
 }
 void PrintTo(const SpaceCase& c, std::ostream* os) { *os << case_name(c); }
 
@@ -304,6 +306,7 @@ TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
   TrainConfig c = encoder_space_config(p.method, dir);
   c.per_location = p.per_location;
   c.landmark_shards = p.shards;
+  c.vector_maps = p.vector_maps;
   Trainer t(c);
   torch::manual_seed(1);
   auto z = torch::randn({18, 8});
@@ -327,6 +330,8 @@ TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
   // What the fields keep: the standard method's cached features are |Y| x D float32 per group; the
   // summaries are float64 ksum (classes*V x M) and kysum (classes*V x M x d) per temperature. With K
   // class shards each class's rows span only its own shard's M / K landmarks (balanced here: 60 / 10).
+  // Vector maps: V M landmarks per group, each (class, vector) row spanning its own M / classes of them:
+  // the summaries of 10 class shards, the landmarks (float32, in the folded bytes) V times more.
   const auto m = t.memory();
   const int64_t temps = static_cast<int64_t>(t.config().temperatures.size()), M = c.landmarks;
   if (p.method == "standard") {
@@ -336,15 +341,20 @@ TEST_P(EncoderSpaceTraining, RunsWithAFiniteFallingLossOnAFixedBatch) {
     EXPECT_EQ(m.feature_cache, 0);
     const int64_t per_class_values = p.per_location ? (16 * (M + M * 64) + 4 * (M + M * 128) + (M + M * 64))
                                                     : (M + M * 16 * 64) + (M + M * 4 * 128) + (M + M * 64);
-    EXPECT_EQ(m.summaries, 10 * per_class_values * temps * 8 / p.shards);
+    EXPECT_EQ(m.summaries, 10 * per_class_values * temps * 8 / (p.vector_maps ? 10 : p.shards));
     EXPECT_GT(m.folded, m.summaries / 2);
+    if (p.vector_maps) {  // folded: landmarks + per map and temperature [num | den] rows (own, all-data, zero) + Amap
+      const int64_t Mk = M / 10;
+      auto group = [&](int64_t maps, int64_t d) { return maps * (Mk * d * 4 + temps * (3 * Mk * (d + 1) * 4 + Mk * Mk * 4)); };
+      EXPECT_EQ(m.folded, group(160, 64) + group(40, 128) + group(10, 64));
+    }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, EncoderSpaceTraining,
                          ::testing::Values(SpaceCase{"standard", true}, SpaceCase{"driftxpress", true},
                                            SpaceCase{"standard", false}, SpaceCase{"driftxpress", false},
-                                           SpaceCase{"driftxpress", true, 10}),
+                                           SpaceCase{"driftxpress", true, 10}, SpaceCase{"driftxpress", true, 1, true}),
                          [](const ::testing::TestParamInfo<SpaceCase>& info) { return case_name(info.param); });
 
 // Per-location fields reorder the encoder's outputs before the loss; the gradient must reach the
@@ -394,6 +404,19 @@ TEST_F(EncoderTest, CachedPositivesGiveTheTargetsOfFreshlyEncodedOnes) {
     const double rel = ((targets[0][g] - targets[1][g]).norm() / targets[1][g].norm()).item<double>();
     EXPECT_LT(rel, 1e-4) << "group " << g;
   }
+}
+
+// Vector maps give every (class, vector) its own map: an unconditional run, or class shards that are not
+// one per class, are refused in one line before anything is summarised.
+TEST_F(EncoderTest, VectorMapsNeedAClassConditionalRunAndOneShardPerClass) {
+  const auto dir = fresh_dir("vector_maps_refused");
+  TrainConfig c = encoder_space_config("driftxpress", dir);
+  c.vector_maps = true;
+  c.landmark_shards = 5;
+  expect_error([&] { Trainer t(c); }, {"--vector-maps", "--landmark-shards must be 1 or the 10 classes of mnist"});
+  c.landmark_shards = 1;
+  c.conditional = false;
+  expect_error([&] { Trainer t(c); }, {"--vector-maps", "class-conditional run"});
 }
 
 // DriftXpress's unconditional summaries pool every vector of a group: guidance with a per-location group

@@ -132,6 +132,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--landmark-shards", c.landmark_shards, "Block-diagonal Nystrom (driftxpress): K class shards with "
                                                           "their own landmarks and map, K dividing the classes (1: one "
                                                           "shared map)")->capture_default_str();
+  cmd->add_option("--vector-maps", c.vector_maps, "Driftxpress, class-conditional: one map per (class, vector) of each "
+                                                  "group (per-location groups: per class and location), --landmarks per "
+                                                  "vector, so --landmarks / classes per map")->capture_default_str();
   cmd->add_option("--ridge", c.ridge, "Nystrom ridge (driftxpress)")->capture_default_str();
   cmd->add_option("--repulsion", c.repulsion, "exact or projected (driftxpress)")->capture_default_str();
   cmd->add_option("--cache-dir", c.cache_dir, "Where data summaries are cached (default: <out>/../cache)");
