@@ -2,7 +2,8 @@
 # Rank ablation on images (issue 13, item 2): DriftXpress on MNIST with L landmarks per class (10 L per
 # feature group, random_per_class), a fixed number of training steps per run (a step budget stays fair on
 # a busy machine), several seeds, then FID / precision / recall / class accuracy of the EMA generator.
-# Prints and writes OUT/summary.md (mean +- std over seeds per L) and OUT/summary.json.
+# Prints and writes OUT/summary.md (mean +- std over seeds per L), OUT/summary.json and the plot
+# OUT/fid_vs_landmarks.png (error bars: std over seeds; from OUT/plot.json by `driftx plot`).
 #   scripts/rank-ablation.sh OUT [extra driftx train flags, e.g. --device cuda]
 #   env: LPC="10 50 100 500"  SEEDS="0 1 2"  STEPS=1000  NEVAL=5000  DRIFTX=build/driftx
 #        SUMMARY_ONLY=1: only summarise the runs already in OUT. Runs already evaluated are skipped.
@@ -46,6 +47,13 @@ for lpc in sorted(rows):
     lines.append(f"| {lpc} | {len(runs)} | {f('fid', 1)} | {f('precision', 3)} | {f('recall', 3)} | {f('class_accuracy', 3)} | "
                  + ", ".join(f"{r['fid']:.1f}" for _, r in runs) + " |")
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
+fid = [(s["landmarks_per_class"], s["fid"]["mean"], s["fid"]["std"]) for s in summary]
+json.dump({"title": "MNIST, DriftXpress: FID vs landmarks per class",
+           "x_label": "landmarks per class", "y_label": "FID (5k EMA samples)", "log_y": True,
+           "series": [{"name": "FID", "x": [l for l, _, _ in fid], "y": [m for _, m, _ in fid],
+                       "y_lo": [m - s for _, m, s in fid], "y_hi": [m + s for _, m, s in fid]}]},
+          open(os.path.join(out, "plot.json"), "w"), indent=1)
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
+"$driftx" plot --series "$out/plot.json" --out "$out/fid_vs_landmarks.png" || echo "plot failed (see above)"

@@ -6,6 +6,7 @@
 
 #include "driftx/evaluator.h"
 #include "driftx/files.h"
+#include "driftx/image_io.h"
 #include "driftx/npy.h"
 #include "test_support.h"
 
@@ -75,6 +76,28 @@ TEST_F(CliArguments, EncoderOutOntoTheEvaluatorIsRefusedBeforeTraining) {
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("is the FID evaluator of mnist"), std::string::npos) << out;
   EXPECT_EQ(out.find("epoch"), std::string::npos) << "trained before refusing: " << out;
+}
+
+// `driftx plot` draws what the file holds: the PNG is the renderer's size, the error bars add pixels to the
+// same series without them (the renderer's own test compares pixels), and a malformed file is one line.
+TEST_F(CliArguments, PlotDrawsTheSeriesOfAFileAndRefusesAMalformedOne) {
+  const std::string series = R"({"title": "t", "series": [{"name": "a", "x": [10, 50, 100], "y": [500, 30, 12])";
+  write_file_atomic(path("bars.json"), series + R"(, "y_lo": [450, 20, 11], "y_hi": [550, 40, 13]}]})");
+  write_file_atomic(path("plain.json"), series + "}]}");
+  for (const std::string name : {"bars", "plain"}) {
+    const auto [rc, out] = run(fmt::format("plot --series {{dir}}/{0}.json --out {{dir}}/{0}.png --log-y", name));
+    ASSERT_EQ(rc, 0) << out;
+  }
+  const auto bars = read_png(path("bars.png")), plain = read_png(path("plain.png"));
+  EXPECT_EQ(bars.sizes(), torch::IntArrayRef({560, 900, 3}));
+  auto inked = [](const torch::Tensor& img) { return (img < 255).any(2).sum().item<int64_t>(); };
+  EXPECT_GT(inked(bars), inked(plain)) << "the error bars drew nothing";
+  write_file_atomic(path("bad.json"), R"({"series": [{"name": "a", "x": [1, 2], "y": [1, "two"]}]})");
+  const auto [rc, out] = run("plot --series {dir}/bad.json --out {dir}/bad.png");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("plot: series 'a': 'y' must hold numbers only"), std::string::npos) << out;
+  EXPECT_EQ(out.find("error:"), out.rfind("error:")) << out;
+  EXPECT_FALSE(std::filesystem::exists(path("bad.png")));
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ int run(int argc, char** argv) {
   add_compare_command(app);
   add_launch_command(app);
   add_lab_command(app);
+  add_plot_command(app);
   refuse_negative_seeds(app);
   // Threads are set before any subcommand callback runs.
   app.parse_complete_callback([] { set_threads(common().threads); });

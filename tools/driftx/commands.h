@@ -23,6 +23,7 @@ void add_encoder_command(CLI::App& app);    // self-supervised feature encoder (
 void add_compare_command(CLI::App& app);
 void add_launch_command(CLI::App& app);   // local ranks of a distributed job
 void add_lab_command(CLI::App& app);      // 2-D lab: fields, flows, fixed points against rank
+void add_plot_command(CLI::App& app);     // line plots from a JSON file of series (scripts' pictures)
 
 int run(int argc, char** argv);
 
