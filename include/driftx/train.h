@@ -64,7 +64,8 @@ struct TrainConfig {
   // One Nystrom map per (class, vector) of each group (class-conditional runs; with per_location a
   // group's V vectors are locations): --landmarks per vector, so landmarks / classes per map, drawn from
   // that class's samples of that vector. A query meets as many landmarks as with landmark_shards =
-  // classes, all of its own location; landmarks and summaries are V times larger. V = 1: class shards.
+  // classes, all of its own location; the summaries take what class shards take, the landmarks V times
+  // more. V = 1: class shards.
   bool vector_maps = false;
   double ridge = 1e-4;
   std::string repulsion = "exact";
