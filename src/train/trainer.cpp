@@ -334,6 +334,15 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
                                    ? fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
                                                  tensor_fingerprint(data_.labels))
                                    : "";
+  if (config_.method == "driftxpress") {  // before any group's features and landmarks are computed
+    const int64_t shards = config_.landmark_shards;
+    DRIFTX_CHECK(shards == 1 || (config_.conditional && data_.num_classes % shards == 0),
+                 "--landmark-shards {}: needs a class-conditional run and must divide the {} classes of {}", shards,
+                 data_.num_classes, config_.dataset);
+    DRIFTX_CHECK(!config_.vector_maps || (config_.conditional && (shards == 1 || shards == data_.num_classes)),
+                 "--vector-maps gives every (class, vector) its own map: it needs a class-conditional run, and "
+                 "--landmark-shards must be 1 or the {} classes of {}", data_.num_classes, config_.dataset);
+  }
   for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
     auto group = std::make_unique<Group>();
     group->name = name;
@@ -379,12 +388,6 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       // The same for vector maps: every block meets its own map in one batched product (shard_blocks).
       if (V > 1 || vector_maps) pc.class_batching = ClassBatching::Batched;
       const int64_t shards = config_.landmark_shards;
-      DRIFTX_CHECK(shards == 1 || (config_.conditional && data_.num_classes % shards == 0),
-                   "--landmark-shards {}: needs a class-conditional run and must divide the {} classes of {}", shards,
-                   data_.num_classes, config_.dataset);
-      DRIFTX_CHECK(!vector_maps || (config_.conditional && (shards == 1 || shards == data_.num_classes)),
-                   "--vector-maps gives every (class, vector) its own map: it needs a class-conditional run, and "
-                   "--landmark-shards must be 1 or the {} classes of {}", data_.num_classes, config_.dataset);
       // Summary rows class * V + vector: with K | classes, all vectors of a class fall in its class's shard;
       // with vector maps every row is its own shard.
       const int64_t rows = (config_.conditional ? data_.num_classes : 1) * V;
