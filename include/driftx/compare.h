@@ -57,6 +57,9 @@ struct CurvePoint {
   int64_t step = 0;
   double fid = 0;
   double accuracy = -1;  // evaluator accuracy on the requested classes (-1: unconditional)
+  // Improved precision / recall (k = 3) against the same real test subset as the FID (-1: not measured,
+  // e.g. a curve read back from an older compare.json).
+  double precision = -1, recall = -1;
 };
 
 struct MethodRun {
@@ -82,13 +85,16 @@ size_t choose_candidate(const std::vector<SearchTrial>& trials, double min_accur
 // The first evaluated time at which the curve's FID is <= `fid` (the evaluation grid's resolution).
 std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double fid);
 
-// Scores generators against a fixed real test subset: FID in the shipped evaluator's feature space and
-// (conditional generators) the evaluator's accuracy on the requested classes.
+// Scores generators against a fixed real test subset: FID and improved precision / recall in the shipped
+// evaluator's feature space and (conditional generators) the evaluator's accuracy on the requested classes.
 class FidScorer {
  public:
   FidScorer(const std::string& dataset, const std::string& data_dir, int64_t n, uint64_t seed);
   ~FidScorer();
-  CurvePoint score(Generator& generator);  // time_s and step left 0
+  CurvePoint score(Generator& generator);  // n samples drawn with the scorer's seed; time_s and step left 0
+  // The same scores for given images (N x 1 x H x W in [-1, 1], as generated); labels (N, the requested
+  // classes) or undefined (accuracy -1).
+  CurvePoint score_images(const torch::Tensor& images, const torch::Tensor& labels);
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

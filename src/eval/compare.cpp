@@ -115,6 +115,7 @@ std::optional<double> time_to_reach(const std::vector<CurvePoint>& curve, double
 struct FidScorer::Impl {
   Evaluator evaluator{nullptr};
   GaussianFit real;
+  torch::Tensor real_features;  // for precision / recall
   int64_t n = 0;
   uint64_t seed = 0;
 };
@@ -126,7 +127,8 @@ FidScorer::FidScorer(const std::string& dataset, const std::string& data_dir, in
   impl_->n = std::min(n, test.size());
   impl_->seed = seed;
   // The same real subset as `driftx eval` (seed 1): a property of the data, not of a run.
-  impl_->real = gaussian_fit(evaluator_features(impl_->evaluator, seeded_subset(test, impl_->n, 1)));
+  impl_->real_features = evaluator_features(impl_->evaluator, seeded_subset(test, impl_->n, 1));
+  impl_->real = gaussian_fit(impl_->real_features);
 }
 
 FidScorer::~FidScorer() = default;
@@ -137,8 +139,15 @@ CurvePoint FidScorer::score(Generator& generator) {
   generator->eval();
   auto images = generate_samples(generator, impl_->n, impl_->seed, 1.0, 500, &labels);
   if (was_training) generator->train();
+  return score_images(images, labels);
+}
+
+CurvePoint FidScorer::score_images(const torch::Tensor& images, const torch::Tensor& labels) {
   CurvePoint p;
-  p.fid = frechet_distance(gaussian_fit(evaluator_features(impl_->evaluator, images)), impl_->real);
+  const auto features = evaluator_features(impl_->evaluator, images);
+  p.fid = frechet_distance(gaussian_fit(features), impl_->real);
+  const auto pr = precision_recall(impl_->real_features, features);
+  p.precision = pr.precision, p.recall = pr.recall;
   if (labels.defined()) p.accuracy = class_accuracy(evaluator_logits(impl_->evaluator, images), labels);
   return p;
 }
@@ -188,7 +197,8 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
     run.steps = p.step;
     const double train_s = std::max(1e-9, p.time_s - run.precompute_s);
     run.images_per_s = static_cast<double>(p.step * tc.classes_per_step * tc.gen_per_class) / train_s;
-    std::cout << fmt::format("[{} seed {}] t={:.0f}s step {} FID {:.2f}{}\n", method, seed, p.time_s, p.step, p.fid,
+    std::cout << fmt::format("[{} seed {}] t={:.0f}s step {} FID {:.2f} precision {:.3f} recall {:.3f}{}\n", method,
+                             seed, p.time_s, p.step, p.fid, p.precision, p.recall,
                              p.accuracy >= 0 ? fmt::format(" class accuracy {:.3f}", p.accuracy) : "")
               << std::flush;
     if (on_point) on_point(run);
@@ -199,7 +209,9 @@ MethodRun train_and_score(const CompareConfig& cc, const std::string& method, co
 
 nlohmann::json curve_json(const std::vector<CurvePoint>& c) {
   auto j = nlohmann::json::array();
-  for (const auto& p : c) j.push_back({{"time_s", p.time_s}, {"step", p.step}, {"fid", p.fid}, {"accuracy", p.accuracy}});
+  for (const auto& p : c)
+    j.push_back({{"time_s", p.time_s}, {"step", p.step}, {"fid", p.fid}, {"accuracy", p.accuracy},
+                 {"precision", p.precision}, {"recall", p.recall}});
   return j;
 }
 
@@ -336,11 +348,12 @@ std::vector<MethodSummary> summarize_runs(const std::vector<std::string>& method
     s.mean.steps = static_cast<int64_t>(std::llround(static_cast<double>(s.mean.steps) / k));
     for (size_t i = 0; i < len; ++i) {
       auto& p = s.mean.curve[i];
-      p.accuracy = 0;  // the mean of -1 (unconditional) stays -1
+      p.accuracy = p.precision = p.recall = 0;  // the mean of -1 (unconditional, not measured) stays -1
       double sq = 0;
       for (const auto* r : mine) {
         const auto& q = r->curve[i];
         p.time_s += q.time_s / k, p.fid += q.fid / k, p.accuracy += q.accuracy / k;
+        p.precision += q.precision / k, p.recall += q.recall / k;
         p.step += q.step;
       }
       p.step = static_cast<int64_t>(std::llround(static_cast<double>(p.step) / k));
@@ -392,10 +405,10 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
   for (const auto& m : shown) npts = std::max(npts, m.curve.size());
   md << "| method | steps | images/s | precompute (s) |";
   for (size_t i = 0; i < npts; ++i) md << fmt::format(" FID @ {} |", minutes(std::min(cc.time_budget_s, (i + 1) * cc.eval_every_s)));
-  md << fmt::format(" class acc. (final) | time to {}'s final FID | speedup |\n", ref_name);
+  md << fmt::format(" class acc. (final) | time to {}'s final FID | speedup | precision / recall (final) |\n", ref_name);
   md << "|---|---:|---:|---:|";
   for (size_t i = 0; i < npts; ++i) md << "---:|";
-  md << "---:|---:|---:|\n";
+  md << "---:|---:|---:|---:|\n";
   for (const auto& m : shown) {
     md << fmt::format("| {} | {} | {:.0f} | {:.1f} |", m.method, m.steps, m.images_per_s, m.precompute_s);
     for (size_t i = 0; i < npts; ++i) md << " " << (i < m.curve.size() ? fid_cell(m, i) : "") << " |";
@@ -403,8 +416,10 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
     md << " " << (acc >= 0 ? fmt::format("{:.3f}", acc) : "n/a") << " |";
     const auto t = time_to_reach(m.curve, ref_final);
     const double ref_t = ref && !ref->curve.empty() ? ref->curve.back().time_s : NAN;
-    if (t) md << fmt::format(" {:.0f}s | {:.2f}x |\n", *t, ref_t / *t);
-    else md << " not reached | - |\n";
+    if (t) md << fmt::format(" {:.0f}s | {:.2f}x |", *t, ref_t / *t);
+    else md << " not reached | - |";
+    const bool pr = !m.curve.empty() && m.curve.back().precision >= 0 && m.curve.back().recall >= 0;
+    md << " " << (pr ? fmt::format("{:.3f} / {:.3f}", m.curve.back().precision, m.curve.back().recall) : "n/a") << " |\n";
   }
   md << fmt::format("\n\"time to {}'s final FID\" is the first evaluation time at which the method's FID is at or "
                     "below the {} method's FID at the deadline ({}), at the resolution of the evaluation grid; "
