@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 
@@ -16,7 +17,7 @@ namespace driftx {
 
 namespace {
 
-const Rgb kBlack{0, 0, 0}, kGrid{225, 225, 225};
+const Rgb kBlack{0, 0, 0}, kGrid{225, 225, 225}, kWhite{255, 255, 255};
 
 // "Nice" tick positions covering [lo, hi]: steps of 1, 2 or 5 x 10^k.
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -113,8 +114,36 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
   const std::string yl = plot.y_label + (plot.log_y ? " (log scale)" : "");
   cv.text(yl, 14, (top + bottom + Canvas::text_width(yl)) / 2, kBlack, 2, true);
 
-  // Series: lines, markers, legend (top right).
-  int legend_y = top + 10;
+  // Series: lines, markers, error bars; then the legend in the corner with the fewest drawn points
+  // (markers, bar ends and points along the lines), top right on a tie, on a white box.
+  std::vector<std::pair<double, double>> drawn;
+  for (const auto& se : plot.series) {
+    bool have_prev = false;
+    double px = 0, py = 0;
+    for (size_t i = 0; i < se.x.size(); ++i) {
+      if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
+      const double x = X(se.x[i]), y = Y(se.y[i]);
+      for (int k = 0; have_prev && k < 32; ++k) drawn.emplace_back(px + (x - px) * k / 32, py + (y - py) * k / 32);
+      drawn.emplace_back(x, y);
+      if (!se.y_lo.empty()) drawn.emplace_back(x, Y(se.y_hi[i]));
+      if (!se.y_lo.empty() && usable(se.x[i], se.y_lo[i])) drawn.emplace_back(x, Y(se.y_lo[i]));
+      px = x, py = y, have_prev = true;
+    }
+  }
+  int name_w = 0;
+  for (const auto& se : plot.series) name_w = std::max(name_w, Canvas::text_width(se.name));
+  const int box_w = name_w + 65, box_h = 24 * static_cast<int>(plot.series.size()) + 8;
+  const std::array<std::pair<int, int>, 4> corners{{{right - box_w - 8, top + 6}, {left + 10, top + 6},
+                                                    {right - box_w - 8, bottom - box_h - 6}, {left + 10, bottom - box_h - 6}}};
+  size_t best = 0, best_hits = SIZE_MAX;
+  for (size_t k = 0; k < corners.size(); ++k) {
+    const auto [bx, by] = corners[k];
+    size_t hits = 0;
+    for (const auto& [x, y] : drawn) hits += x >= bx - 6 && x <= bx + box_w + 6 && y >= by - 6 && y <= by + box_h + 6;
+    if (hits < best_hits) best = k, best_hits = hits;
+  }
+  const auto [legend_x, legend_top] = corners[best];
+  int legend_y = legend_top + 6;
   for (size_t s = 0; s < plot.series.size(); ++s) {
     const auto& se = plot.series[s];
     const auto c = series_colour(s);
@@ -133,9 +162,11 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
       cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
       px = x, py = y, have_prev = true;
     }
-    const int lw = Canvas::text_width(se.name);
-    cv.line(right - lw - 60, legend_y + 6, right - lw - 25, legend_y + 6, c, 3);
-    cv.text(se.name, right - lw - 15, legend_y, kBlack);
+  }
+  cv.rect(legend_x, legend_top, legend_x + box_w, legend_top + box_h, kWhite);
+  for (size_t s = 0; s < plot.series.size(); ++s) {
+    cv.line(legend_x + 8, legend_y + 6, legend_x + 43, legend_y + 6, series_colour(s), 3);
+    cv.text(plot.series[s].name, legend_x + 53, legend_y, kBlack);
     legend_y += 24;
   }
   return cv.image();

@@ -112,6 +112,22 @@ TEST(Plot, DrawsAxesLegendAndOneColouredLinePerSeries) {
   EXPECT_THROW(render_line_plot(mismatch), Error);
 }
 
+// The legend goes to the corner its box would hide the fewest drawn points in (top right on a tie), so it
+// never covers a curve that passes through the top right. Legend text is the only black inside the axes.
+TEST(Plot, LegendAvoidsTheData) {
+  auto black_in = [](const torch::Tensor& img, int64_t c0, int64_t c1) {
+    return count_colour(img.narrow(0, 56, 40).narrow(1, c0, c1 - c0), {0, 0, 0});
+  };
+  LinePlot up, down;
+  up.series = {{"rising", {0, 1, 2, 3, 4}, {0, 1, 2, 3, 4}}};
+  down.series = {{"falling", {0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}}};
+  const auto a = render_line_plot(up), b = render_line_plot(down);
+  EXPECT_GT(black_in(a, 100, 300), 50) << "a rising curve sends the legend to the top left";
+  EXPECT_EQ(black_in(a, 570, 865), 0);
+  EXPECT_GT(black_in(b, 570, 865), 50) << "a falling curve leaves it top right";
+  EXPECT_EQ(black_in(b, 100, 300), 0);
+}
+
 TEST(Plot, ErrorBarsAddPixelsAndMustMatchThePoints) {
   LinePlot p;
   p.series = {{"m", {1, 2, 3}, {10, 20, 15}}};
