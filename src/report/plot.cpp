@@ -116,17 +116,26 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
 
   // Series: lines, markers, error bars; then the legend in the corner with the fewest drawn points
   // (markers, bar ends and points along the lines), top right on a tie, on a white box.
-  std::vector<std::pair<double, double>> drawn;
-  for (const auto& se : plot.series) {
+  std::vector<std::pair<double, double>> drawn;  // for the legend's corner
+  for (size_t s = 0; s < plot.series.size(); ++s) {
+    const auto& se = plot.series[s];
+    const auto c = series_colour(s);
     bool have_prev = false;
     double px = 0, py = 0;
     for (size_t i = 0; i < se.x.size(); ++i) {
       if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
       const double x = X(se.x[i]), y = Y(se.y[i]);
+      if (have_prev) cv.line(px, py, x, y, c, 3);
       for (int k = 0; have_prev && k < 32; ++k) drawn.emplace_back(px + (x - px) * k / 32, py + (y - py) * k / 32);
       drawn.emplace_back(x, y);
-      if (!se.y_lo.empty()) drawn.emplace_back(x, Y(se.y_hi[i]));
-      if (!se.y_lo.empty() && usable(se.x[i], se.y_lo[i])) drawn.emplace_back(x, Y(se.y_lo[i]));
+      if (!se.y_lo.empty()) {  // error bar with caps; a non-positive lower end on a log axis: to the axis
+        const double lo = usable(se.x[i], se.y_lo[i]) ? Y(se.y_lo[i]) : bottom, hi = Y(se.y_hi[i]);
+        drawn.emplace_back(x, lo), drawn.emplace_back(x, hi);
+        cv.line(x, lo, x, hi, c, 2);
+        cv.line(x - 6, lo, x + 6, lo, c, 2);
+        cv.line(x - 6, hi, x + 6, hi, c, 2);
+      }
+      cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
       px = x, py = y, have_prev = true;
     }
   }
@@ -144,25 +153,6 @@ torch::Tensor render_line_plot(const LinePlot& plot) {
   }
   const auto [legend_x, legend_top] = corners[best];
   int legend_y = legend_top + 6;
-  for (size_t s = 0; s < plot.series.size(); ++s) {
-    const auto& se = plot.series[s];
-    const auto c = series_colour(s);
-    bool have_prev = false;
-    double px = 0, py = 0;
-    for (size_t i = 0; i < se.x.size(); ++i) {
-      if (!usable(se.x[i], se.y[i])) { have_prev = false; continue; }
-      const double x = X(se.x[i]), y = Y(se.y[i]);
-      if (have_prev) cv.line(px, py, x, y, c, 3);
-      if (!se.y_lo.empty()) {  // error bar with caps; a non-positive lower end on a log axis: to the axis
-        const double lo = usable(se.x[i], se.y_lo[i]) ? Y(se.y_lo[i]) : bottom, hi = Y(se.y_hi[i]);
-        cv.line(x, lo, x, hi, c, 2);
-        cv.line(x - 6, lo, x + 6, lo, c, 2);
-        cv.line(x - 6, hi, x + 6, hi, c, 2);
-      }
-      cv.rect(static_cast<int>(x) - 4, static_cast<int>(y) - 4, static_cast<int>(x) + 5, static_cast<int>(y) + 5, c);
-      px = x, py = y, have_prev = true;
-    }
-  }
   cv.rect(legend_x, legend_top, legend_x + box_w, legend_top + box_h, kWhite);
   for (size_t s = 0; s < plot.series.size(); ++s) {
     cv.line(legend_x + 8, legend_y + 6, legend_x + 43, legend_y + 6, series_colour(s), 3);
