@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fashion-MNIST in encoder space, a step budget (2000), seed 0: DriftXpress with vector maps vs standard.
-cd /work/main
+cd "$(dirname "$0")/../../.."
 for m in driftxpress standard; do
   d=runs/fvm/$m
   flags=""; [ $m = driftxpress ] && flags="--vector-maps true"

@@ -9,7 +9,7 @@ out=docs/results/encoder-headline/eval
 mkdir -p "$out"
 run() {  # name checkpoint
   "$bin" eval --ckpt "$2" --ema --n 5000 --report "$out/$1.json" > /dev/null
-  echo "$1: $(python3 -c "import json,sys; s=json.load(open('$out/$1.json'))['samples']; print('FID %.2f precision %.3f recall %.3f accuracy %.4f' % (s['fid'], s['precision'], s['recall'], s['class_accuracy']))")"
+  python3 scripts/eval-line.py "$out/$1.json"
 }
 for k in 0 1 2; do
   run mnist-standard-seed$k runs/enc-seeds/compare/standard/seed-$k/checkpoint.pt
