@@ -10,9 +10,22 @@
 
 namespace driftx {
 
+// `text` with control characters shown as \xNN, so that a message quoting bytes from a file (a dtype,
+// a key, a path) stays one line (a dtype "<f7\n..." used to split one; found by fuzz_npy).
+inline std::string one_line(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+// Every message is one line: control characters are escaped here, whatever the caller formatted.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(one_line(message)) {}
 };
 
 // Throws driftx::Error with a fmt-formatted message.

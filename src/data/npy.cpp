@@ -92,24 +92,12 @@ class HeaderParser {
   }
 
  private:
-  // `what` may quote a key from the file: control characters in it and in the header are shown as
-  // spaces / \xNN so that the message stays one line (a key "a\rb" used to split it; found by fuzz_npy).
+  // `what` may quote a key from the file; driftx::Error escapes its control characters (one line).
   [[noreturn]] void bad(const std::string& what) const {
     std::string shown = s_;
     while (!shown.empty() && std::isspace(static_cast<unsigned char>(shown.back()))) shown.pop_back();
-    for (char& c : shown)
-      if (c == '\n' || c == '\r') c = ' ';
     if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
-    fail("{}: malformed .npy header ({} at offset {}): {}; rewrite the file with numpy.save", path_, printable(what),
-         i_, printable(shown));
-  }
-  static std::string printable(const std::string& text) {
-    std::string out;
-    for (unsigned char c : text) {
-      if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
-      else out.push_back(static_cast<char>(c));
-    }
-    return out;
+    fail("{}: malformed .npy header ({} at offset {}): {}; rewrite the file with numpy.save", path_, what, i_, shown);
   }
   bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
   void expect(char c) {

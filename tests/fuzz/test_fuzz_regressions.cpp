@@ -42,6 +42,15 @@ TEST_F(FuzzRegressions, NpyHeaderKeyWithLineBreaksGivesOneLineError) {
                {"malformed .npy header", "unexpected key", "\\x0d"});
 }
 
+// fuzz_npy (CI, 2026-11-26): an unsupported dtype holding a line break was quoted raw in the "not
+// supported" message. driftx::Error now escapes control characters in every message.
+TEST_F(FuzzRegressions, NpyDtypeWithLineBreakGivesOneLineError) {
+  expect_error([&] { read_npy(input("npy_dtype_with_line_break.npy")); },
+               {"npy_dtype_with_line_break.npy", "dtype '<f7\\x0a\\x0d' is not supported"});
+  const Error e("a\nb\x7f");
+  EXPECT_EQ(std::string(e.what()), "a\\x0ab\\x7f");
+}
+
 // fuzz_train_config: {"steps": 1e30} reached nlohmann's double -> int64 conversion (undefined
 // behaviour, UBSan), and "seed": -1 silently became 2^64 - 1.
 TEST_F(FuzzRegressions, TrainConfigIntegersMustBeIntegersInRange) {
