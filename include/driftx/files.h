@@ -45,7 +45,16 @@ class DirectoryLock {
 };
 
 // Text stored inside LibTorch archives (headers, configurations) as a uint8 tensor, and back.
+// tensor_to_bytes checks `t` with check_within_storage first (`what` names the file in the error).
 torch::Tensor bytes_to_tensor(const std::string& bytes);
-std::string tensor_to_bytes(const torch::Tensor& t);
+std::string tensor_to_bytes(const torch::Tensor& t, const std::string& what = "archive");
+
+// LibTorch 1.13 does not check a loaded tensor's sizes, strides and offset against its storage: an
+// archive whose checksum is valid but whose pickle was damaged (or written by hand) can describe a
+// tensor larger than the bytes behind it, and reading it reads past the allocation (found by
+// fuzz/fuzz_checkpoint). Every tensor driftx reads from an archive goes through this check: a view
+// that leaves its storage (or has a negative stride or offset) is a driftx::Error naming `what`.
+void check_within_storage(const torch::Tensor& t, const std::string& what);
+void check_within_storage(const torch::nn::Module& module, const std::string& what);  // parameters, buffers
 
 }  // namespace driftx

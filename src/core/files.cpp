@@ -149,7 +149,37 @@ torch::Tensor bytes_to_tensor(const std::string& bytes) {
   return torch::from_blob(const_cast<char*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
 }
 
-std::string tensor_to_bytes(const torch::Tensor& t) {
+void check_within_storage(const torch::Tensor& t, const std::string& what) {
+  if (!t.defined()) return;
+  auto bad = [&] {
+    fail("{} is damaged: a tensor of sizes {} (strides {}, offset {}) lies outside its storage of {} bytes", what,
+         shape_str(t.sizes()), shape_str(t.strides()), t.storage_offset(), t.has_storage() ? t.storage().nbytes() : 0);
+  };
+  if (t.numel() == 0) return;
+  if (!t.has_storage()) bad();
+  // Index of the farthest element, in elements from the storage's start, without overflow.
+  int64_t last = t.storage_offset();
+  if (last < 0) bad();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    int64_t step = 0;
+    if (t.stride(d) < 0 || __builtin_mul_overflow(t.size(d) - 1, t.stride(d), &step) ||
+        __builtin_add_overflow(last, step, &last))
+      bad();
+  }
+  int64_t end = 0;
+  if (__builtin_add_overflow(last, int64_t{1}, &end) ||
+      __builtin_mul_overflow(end, static_cast<int64_t>(t.element_size()), &end) ||
+      end > static_cast<int64_t>(t.storage().nbytes()))
+    bad();
+}
+
+void check_within_storage(const torch::nn::Module& module, const std::string& what) {
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) check_within_storage(p.value(), what);
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) check_within_storage(b.value(), what);
+}
+
+std::string tensor_to_bytes(const torch::Tensor& t, const std::string& what) {
+  check_within_storage(t, what);
   auto c = t.to(torch::kCPU).contiguous();
   return std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }

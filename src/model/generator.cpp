@@ -67,6 +67,18 @@ GeneratorConfig GeneratorConfig::from_json(const nlohmann::json& j) {
                c.num_classes);
   DRIFTX_CHECK(c.width >= 8 && c.width % 8 == 0,
                "generator config: width must be a multiple of 8 and >= 8 (e.g. 128), got {}", c.width);
+  // Upper bounds: a configuration read from a damaged file must not overflow the layer sizes below or
+  // ask for more memory than any real run (the CLI's own bounds, --width <= 1024 and --noise-dim <= 4096,
+  // all fit): at most 2^28 weights in the first layer and in the class embedding (1 GiB of float32).
+  constexpr int64_t kMaxWeights = int64_t{1} << 28;
+  DRIFTX_CHECK(c.noise_dim <= 4096 && c.width <= 4096 && c.image_size <= 1024 && c.num_classes <= kMaxWeights,
+               "generator config: noise_dim {}, width {}, image_size {} or num_classes {} beyond the limits 4096, "
+               "4096, 1024, 2^28",
+               c.noise_dim, c.width, c.image_size, c.num_classes);
+  const int64_t s = c.image_size / 4;
+  DRIFTX_CHECK(c.noise_dim * c.width * s * s <= kMaxWeights && c.num_classes * c.noise_dim <= kMaxWeights,
+               "generator config: noise_dim {} x width {} x (image_size/4)^2 = {} or num_classes x noise_dim = {} "
+               "weights, beyond 2^28", c.noise_dim, c.width, c.noise_dim * c.width * s * s, c.num_classes * c.noise_dim);
   return c;
 }
 

@@ -26,6 +26,7 @@ void load_weights(torch::nn::Module& module, const std::string& bytes) {
   torch::serialize::InputArchive archive;
   archive.load_from(in);
   module.load(archive);
+  check_within_storage(module, "weights archive");
 }
 
 }  // namespace driftx

@@ -95,7 +95,7 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
   DRIFTX_CHECK(try_read("header", raw), "summary cache '{}' has no header: delete it to rebuild", path);
   nlohmann::json got;
   try {
-    got = nlohmann::json::parse(tensor_to_bytes(raw));
+    got = nlohmann::json::parse(tensor_to_bytes(raw, fmt::format("summary cache '{}'", path)));
   } catch (const nlohmann::json::exception&) {
     fail("summary cache '{}' has a corrupt header: delete it to rebuild", path);
   }
@@ -111,6 +111,8 @@ void ProjectedField::load(const std::string& path, const std::string& landmark_s
       DataSummary s;
       DRIFTX_CHECK(try_read(key + "ksum", s.ksum) && try_read(key + "kysum", s.kysum) && try_read(key + "counts", s.counts),
                    "summary cache '{}' is truncated (missing {}): delete it to rebuild", path, key);
+      for (const auto* t : {&s.ksum, &s.kysum, &s.counts})
+        check_within_storage(*t, fmt::format("summary cache '{}' (delete it to rebuild)", path));
       auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
         return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type();
       };

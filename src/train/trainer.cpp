@@ -749,6 +749,13 @@ void Trainer::load_checkpoint(const std::string& path) {
   archive.read("step", step);
   archive.read("elapsed_s", elapsed);
   archive.read("rng", rng);
+  const auto what = fmt::format("checkpoint '{}'", path);
+  check_within_storage(*generator_, what);
+  check_within_storage(*ema_, what);
+  for (const auto& [key, state] : optimizer_->state())
+    if (const auto* adam = dynamic_cast<const torch::optim::AdamWParamState*>(state.get()))
+      for (const auto& t : {adam->exp_avg(), adam->exp_avg_sq(), adam->max_exp_avg_sq()}) check_within_storage(t, what);
+  for (const auto& t : {step, elapsed, rng}) check_within_storage(t, what);
   step_ = step.item<int64_t>();
   elapsed_before_s_ = elapsed.item<double>();
   rng_.set_state(rng);
@@ -760,7 +767,8 @@ TrainConfig checkpoint_config(const std::string& checkpoint_path) {
   archive.load_from(in);
   torch::Tensor cfg;
   archive.read("config", cfg);
-  return TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
+  return TrainConfig::from_json(
+      nlohmann::json::parse(tensor_to_bytes(cfg, fmt::format("checkpoint '{}'", checkpoint_path))));
 }
 
 Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config) {
@@ -772,11 +780,13 @@ Generator load_generator(const std::string& checkpoint_path, bool ema, Generator
     torch::serialize::InputArchive archive, gen_ar;
     archive.load_from(in);
     torch::Tensor gc;
+    const auto what = fmt::format("checkpoint '{}'", checkpoint_path);
     archive.read("generator_config", gc);
-    auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_to_bytes(gc)));
+    auto cfg = GeneratorConfig::from_json(nlohmann::json::parse(tensor_to_bytes(gc, what)));
     Generator g(cfg);
     archive.read(ema ? "ema" : "generator", gen_ar);
     g->load(gen_ar);
+    check_within_storage(*g, what);
     g->eval();
     if (config) *config = cfg;
     return g;

@@ -156,3 +156,39 @@ TEST_F(FuzzRegressions, DamagedOrWrongTorchScriptEncodersAreRefused) {
                {"feature encoder", "must return a tensor or a list/tuple of tensors"});
   clear_feature_encoders();
 }
+
+// fuzz_checkpoint (CI, 2026-11-27): LibTorch 1.13 does not check a loaded tensor against its storage.
+// An archive behind a valid checksum whose generator_config tensor claimed 4096 bytes of a 96-byte
+// storage made tensor_to_bytes read past the allocation (ASan: heap-buffer-overflow; with a size of
+// 25 GB, out-of-memory); one whose fc.bias was shifted past its storage loaded and then failed inside
+// LibTorch (c10::Error) when the generator ran.
+TEST_F(FuzzRegressions, CheckpointTensorsBeyondTheirStorageAreRefused) {
+  for (const std::string name : {"checkpoint_archive_config_beyond_storage", "checkpoint_archive_weight_beyond_storage"}) {
+    SCOPED_TRACE(name);
+    write_checkpoint_bytes(path(name + ".pt"), read_file(input(name)));
+    expect_error([&] { load_generator(path(name + ".pt"), false); },
+                 {"checkpoint", name + ".pt", "lies outside its storage"});
+  }
+}
+
+// The check itself, on views a damaged pickle can describe (LibTorch's own view functions refuse them,
+// so they are made by resizing the TensorImpl, as the unpickler does).
+TEST_F(FuzzRegressions, CheckWithinStorageRefusesEveryViewThatLeavesItsStorage) {
+  auto view = [](std::vector<int64_t> sizes, std::vector<int64_t> strides, int64_t offset) {
+    auto t = torch::zeros({8});  // 32 bytes
+    t.unsafeGetTensorImpl()->set_sizes_and_strides(sizes, strides);
+    t.unsafeGetTensorImpl()->set_storage_offset(offset);
+    return t;
+  };
+  // Inside: the whole storage, a transposed view, the last element alone, an empty view far out.
+  for (const auto& t : {view({8}, {1}, 0), view({4, 2}, {1, 4}, 0), view({1}, {1}, 7), view({0}, {1}, 100)})
+    EXPECT_NO_THROW(check_within_storage(t, "x")) << shape_str(t.sizes());
+  // Outside: one element too many, an offset past the end, a stride too long, a full matrix shifted by
+  // one, sizes whose extent overflows int64. (LibTorch turns negative strides into contiguous ones here.)
+  for (const auto& t : {view({9}, {1}, 0), view({1}, {1}, 8), view({4}, {3}, 0), view({2, 4}, {4, 1}, 1),
+                        view({int64_t{1} << 61, 2}, {8, 1}, 0), view({2}, {int64_t{1} << 62}, 0)})
+  {
+    SCOPED_TRACE(shape_str(t.sizes()) + " strides " + shape_str(t.strides()));
+    expect_error([&] { check_within_storage(t, "archive 'x'"); }, {"archive 'x' is damaged", "lies outside its storage"});
+  }
+}
