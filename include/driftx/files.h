@@ -45,9 +45,9 @@ class DirectoryLock {
 };
 
 // Text stored inside LibTorch archives (headers, configurations) as a uint8 tensor, and back.
-// tensor_to_bytes checks `t` with check_within_storage first (`what` names the file in the error).
+// A tensor read from an archive must come through open_archive (below) before tensor_to_bytes.
 torch::Tensor bytes_to_tensor(const std::string& bytes);
-std::string tensor_to_bytes(const torch::Tensor& t, const std::string& what = "archive");
+std::string tensor_to_bytes(const torch::Tensor& t);
 
 // LibTorch 1.13 does not check a loaded tensor's sizes, strides and offset against its storage: an
 // archive whose checksum is valid but whose pickle was damaged (or written by hand) can describe a
@@ -55,6 +55,12 @@ std::string tensor_to_bytes(const torch::Tensor& t, const std::string& what = "a
 // fuzz/fuzz_checkpoint). Every tensor driftx reads from an archive goes through this check: a view
 // that leaves its storage (or has a negative stride or offset) is a driftx::Error naming `what`.
 void check_within_storage(const torch::Tensor& t, const std::string& what);
-void check_within_storage(const torch::nn::Module& module, const std::string& what);  // parameters, buffers
+
+// The one way driftx opens a LibTorch archive it reads tensors from (checkpoints, summary caches,
+// encoder and evaluator weights): parses `bytes` and walks every value in it once, at any depth
+// (sub-archives, optimizer state, lists), passing each tensor through check_within_storage. What
+// LibTorch itself throws while parsing (c10::Error, torch::jit::ErrorReport) is left to the caller,
+// which knows how to word it for its file.
+torch::serialize::InputArchive open_archive(const std::string& bytes, const std::string& what);
 
 }  // namespace driftx

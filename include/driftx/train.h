@@ -221,6 +221,8 @@ class Trainer {
 // a truncated or corrupted file is a driftx::Error naming the path.
 void write_checkpoint_bytes(const std::string& path, const std::string& archive_bytes);
 std::string read_checkpoint_bytes(const std::string& path);
+// read_checkpoint_bytes, then open_archive (files.h): every tensor in it checked against its storage.
+torch::serialize::InputArchive open_checkpoint(const std::string& path);
 
 // The training configuration stored in a checkpoint.
 TrainConfig checkpoint_config(const std::string& checkpoint_path);

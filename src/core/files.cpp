@@ -173,13 +173,22 @@ void check_within_storage(const torch::Tensor& t, const std::string& what) {
     bad();
 }
 
-void check_within_storage(const torch::nn::Module& module, const std::string& what) {
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) check_within_storage(p.value(), what);
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) check_within_storage(b.value(), what);
+torch::serialize::InputArchive open_archive(const std::string& bytes, const std::string& what) {
+  std::istringstream in(bytes);
+  torch::serialize::InputArchive archive;
+  archive.load_from(in);
+  for (const auto& key : archive.keys()) {
+    c10::IValue value;
+    if (!archive.try_read(key, value)) continue;
+    value.visit([&](const c10::IValue& v) {  // objects (sub-archives), lists, tuples and dicts are descended
+      if (v.isTensor()) check_within_storage(v.toTensor(), what);
+      return false;
+    });
+  }
+  return archive;
 }
 
-std::string tensor_to_bytes(const torch::Tensor& t, const std::string& what) {
-  check_within_storage(t, what);
+std::string tensor_to_bytes(const torch::Tensor& t) {
   auto c = t.to(torch::kCPU).contiguous();
   return std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
 }

@@ -22,11 +22,8 @@ std::string save_weights(torch::nn::Module& module, const std::string& weights, 
 }
 
 void load_weights(torch::nn::Module& module, const std::string& bytes) {
-  std::istringstream in(bytes);
-  torch::serialize::InputArchive archive;
-  archive.load_from(in);
+  auto archive = open_archive(bytes, "weights archive");
   module.load(archive);
-  check_within_storage(module, "weights archive");
 }
 
 }  // namespace driftx

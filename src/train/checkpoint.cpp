@@ -29,6 +29,10 @@ void write_checkpoint_bytes(const std::string& path, const std::string& archive_
 
 std::string read_checkpoint_bytes(const std::string& path) { return read_file_with_crc(path, "checkpoint"); }
 
+torch::serialize::InputArchive open_checkpoint(const std::string& path) {
+  return open_archive(read_checkpoint_bytes(path), fmt::format("checkpoint '{}'", path));
+}
+
 void write_file_with_crc(const std::string& path, const std::string& archive_bytes) {
   std::string out = archive_bytes;
   const uint64_t n = archive_bytes.size();

@@ -192,3 +192,33 @@ TEST_F(FuzzRegressions, CheckWithinStorageRefusesEveryViewThatLeavesItsStorage) 
     expect_error([&] { check_within_storage(t, "archive 'x'"); }, {"archive 'x' is damaged", "lies outside its storage"});
   }
 }
+
+// open_archive finds such a tensor wherever the archive holds it: at the top, two sub-archives down
+// (where an optimizer keeps its state), inside a list; the same archive with the tensor intact opens
+// and reads back what was written.
+TEST_F(FuzzRegressions, OpenArchiveChecksEveryTensorAtAnyDepth) {
+  auto archive_with = [](int place, bool damaged) {
+    auto t = torch::arange(8, torch::kFloat32);
+    if (damaged)  // one element past its 32 bytes
+      t.unsafeGetTensorImpl()->set_sizes_and_strides(std::vector<int64_t>{9}, std::vector<int64_t>{1});
+    torch::serialize::OutputArchive top, mid, leaf;
+    top.write("ok", torch::ones({3}));
+    if (place == 0) top.write("t", t);
+    if (place == 1) leaf.write("t", t);
+    if (place == 2) leaf.write("list", c10::IValue(c10::List<at::Tensor>({torch::zeros({2}), t})));
+    mid.write("leaf", leaf);
+    top.write("mid", mid);
+    std::ostringstream out;
+    top.save_to(out);
+    return out.str();
+  };
+  for (int place = 0; place < 3; ++place) {
+    SCOPED_TRACE(place);
+    expect_error([&] { open_archive(archive_with(place, true), "archive 'y'"); },
+                 {"archive 'y' is damaged", "sizes [9]", "storage of 32 bytes"});
+    auto archive = open_archive(archive_with(place, false), "archive 'y'");
+    torch::Tensor ok;
+    archive.read("ok", ok);
+    EXPECT_TRUE(torch::equal(ok, torch::ones({3})));
+  }
+}

@@ -43,18 +43,6 @@ struct Scores {
   }
 };
 
-// The dataset a checkpoint was trained on, from the training configuration stored in it.
-std::string checkpoint_dataset(const std::string& path) {
-  std::istringstream in(read_checkpoint_bytes(path));
-  torch::serialize::InputArchive archive;
-  archive.load_from(in);
-  torch::Tensor config;
-  archive.read("config", config);
-  config = config.contiguous();
-  const std::string text(static_cast<const char*>(config.data_ptr()), config.numel());
-  return nlohmann::json::parse(text).value("dataset", "mnist");
-}
-
 std::pair<torch::Tensor, torch::Tensor> generate(const EvalArgs& a) {
   GeneratorConfig gc;
   auto g = load_generator(a.ckpt, a.ema, &gc);
@@ -96,7 +84,7 @@ void run_eval(const EvalArgs& a) {
   DRIFTX_CHECK(a.labels.empty() || !a.samples.empty(), "--labels goes with --samples (a checkpoint's labels are known)");
   DRIFTX_CHECK(a.n >= 2 && a.batch >= 1, "--n must be >= 2 and --batch >= 1");
   check_guidance_scale(a.alpha);
-  const std::string dataset = !a.dataset.empty() ? a.dataset : !a.ckpt.empty() ? checkpoint_dataset(a.ckpt) : "mnist";
+  const std::string dataset = !a.dataset.empty() ? a.dataset : !a.ckpt.empty() ? checkpoint_config(a.ckpt).dataset : "mnist";
 
   auto [images, labels] = a.ckpt.empty() ? read_samples(a) : generate(a);
   const int64_t n = images.size(0);
