@@ -179,7 +179,7 @@ torch::serialize::InputArchive open_archive(const std::string& bytes, const std:
   archive.load_from(in);
   for (const auto& key : archive.keys()) {
     c10::IValue value;
-    if (!archive.try_read(key, value)) continue;
+    archive.read(key, value);
     value.visit([&](const c10::IValue& v) {  // objects (sub-archives), lists, tuples and dicts are descended
       if (v.isTensor()) check_within_storage(v.toTensor(), what);
       return false;

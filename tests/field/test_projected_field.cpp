@@ -289,9 +289,7 @@ TEST(ProjectedField, CorruptedCacheIsRefusedNeverUsed) {
   const auto expected = field.compute(d.X, d.xlab).target;
   ProjectedField loaded(d.U, d.ulab, {2, 1}, field.scale(), cfg);
   for (const double value : {1e30, std::nan(""), -1.0}) {
-    torch::serialize::InputArchive in;
-    std::istringstream archive(read_file_with_crc(path, "summary cache"));  // inside the CRC footer
-    in.load_from(archive);
+    auto in = open_archive(read_file_with_crc(path, "summary cache"), "summary cache");  // inside the CRC footer
     torch::serialize::OutputArchive out;
     torch::Tensor header;
     in.read("header", header);

@@ -100,9 +100,7 @@ TEST_F(FuzzRegressions, SummaryCacheIsChecksummedBeforeLibTorchReadsIt) {
 TEST_F(FuzzRegressions, SummaryCacheWithWrongShapesOrTypesIsRefused) {
   ProjectedField f = small_field();
   f.save(path("good.pt"), "random_per_class", "fuzz-data");
-  std::istringstream in(read_file_with_crc(path("good.pt"), "summary cache"));
-  torch::serialize::InputArchive good;
-  good.load_from(in);
+  auto good = open_archive(read_file_with_crc(path("good.pt"), "summary cache"), "summary cache");
   for (const std::string& bad : {"ksum_shape", "counts_type"}) {
     torch::serialize::OutputArchive out;
     for (const auto& key : good.keys()) {

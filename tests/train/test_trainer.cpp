@@ -292,9 +292,8 @@ TEST(Trainer, CorruptedSummaryCacheIsRebuilt) {
   { fresh_loss = Trainer(cfg).drift_targets(z, labels).first; }
   int corrupted = 0;
   for (const auto& entry : std::filesystem::directory_iterator(cfg.cache_dir)) {
-    torch::serialize::InputArchive in;
-    std::istringstream archive(read_file_with_crc(entry.path().string(), "summary cache"));  // inside the CRC footer
-    in.load_from(archive);
+    // inside the CRC footer
+    auto in = open_archive(read_file_with_crc(entry.path().string(), "summary cache"), "summary cache");
     torch::serialize::OutputArchive out;
     for (const auto& key : in.keys()) {
       torch::Tensor t;
