@@ -23,6 +23,7 @@
 #endif
 
 #include "driftx/error.h"
+#include "driftx/runtime.h"
 
 namespace driftx::bench {
 
@@ -174,17 +175,7 @@ std::string header_line(const MachineInfo& m) {
 
 std::string device_name(const std::string& device) {
   const torch::Device d(device);
-  if (!d.is_cuda()) return "CPU: " + machine_info().cpu;
-  // LibTorch's C++ API has no device-name query without the CUDA headers; nvidia-smi names the card.
-  std::string name;
-  if (FILE* p = popen(fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null",
-                                  d.has_index() ? d.index() : 0).c_str(), "r")) {
-    char buf[256];
-    while (fgets(buf, sizeof buf, p)) name += buf;
-    pclose(p);
-  }
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  return fmt::format("{} ({})", device, name.empty() ? "unnamed GPU" : name);
+  return d.is_cuda() ? device_label(d) : "CPU: " + machine_info().cpu;
 }
 
 TrainConfig step_config(const StepShape& s) {

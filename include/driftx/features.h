@@ -45,4 +45,10 @@ int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, 
 // A group computed for a whole dataset in chunks (no grad), N x D float32.
 torch::Tensor dataset_features(const torch::Tensor& images, const std::string& group, int64_t chunk = 8192);
 
+// Several groups in one pass over the dataset, one N x D_g float32 tensor per group. The encoder groups of
+// one dataset share each chunk's forward pass (encoder.h's layer cache): all ten MNIST encoder groups cost
+// one encoder pass over the data instead of ten.
+std::vector<torch::Tensor> dataset_features(const torch::Tensor& images, const std::vector<std::string>& groups,
+                                            int64_t chunk = 8192);
+
 }  // namespace driftx

@@ -22,6 +22,10 @@ void keep_freed_memory();
 // CUDA device throw driftx::Error.
 torch::Device parse_device(const std::string& name);
 
+// The device a run trains on, for reports: "CPU" for a CPU device, else "cuda:1 (NVIDIA H200)" (the name
+// from nvidia-smi: LibTorch's C++ API has no device-name query without the CUDA headers).
+std::string device_label(const torch::Device& device);
+
 // Seeds LibTorch's CPU (and CUDA, when present) generators.
 void seed_everything(uint64_t seed);
 

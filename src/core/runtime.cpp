@@ -1,5 +1,6 @@
 #include "driftx/runtime.h"
 
+#include <cstdio>
 #include <thread>
 
 #if defined(__GLIBC__)
@@ -8,6 +9,8 @@
 
 #include "driftx/distributed.h"
 #include "driftx/error.h"
+
+#include <fmt/format.h>
 
 namespace driftx {
 
@@ -39,5 +42,18 @@ torch::Device parse_device(const std::string& name) {
 }
 
 void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
+
+std::string device_label(const torch::Device& device) {
+  if (!device.is_cuda()) return "CPU";
+  std::string name;
+  if (FILE* p = popen(fmt::format("nvidia-smi --query-gpu=name --format=csv,noheader -i {} 2>/dev/null",
+                                  device.has_index() ? device.index() : 0).c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) name += buf;
+    pclose(p);
+  }
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return fmt::format("{} ({})", device.str(), name.empty() ? "unnamed GPU" : name);
+}
 
 }  // namespace driftx

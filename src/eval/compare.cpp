@@ -19,6 +19,7 @@
 #include "driftx/image_io.h"
 #include "driftx/metrics.h"
 #include "driftx/plot.h"
+#include "driftx/runtime.h"
 
 namespace driftx {
 
@@ -372,12 +373,13 @@ std::string comparison_report(const CompareConfig& cc, const CompareResult& r) {
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   md << fmt::format("# Equal-wall-clock comparison on {}\n\n", cc.dataset);
   md << fmt::format("Machine: {} hardware threads, {} LibTorch threads, {} data-parallel rank(s) per training run "
-                    "(threads of one process), CPU (no GPU); {}. Each method trained from "
+                    "(threads of one process), training on {}; {}. Each method trained from "
                     "scratch for {} of training wall-clock (data loading and, for DriftXpress, the landmark and "
                     "summary precompute count against it), seed {}, same generator, features and batch layout; FID of "
                     "the EMA generator in the shipped evaluator's feature space, {} generated vs {} real test images, "
                     "measured every {} outside the clock.\n\n",
-                    std::thread::hardware_concurrency(), at::get_num_threads(), std::max(1, cc.ranks), date,
+                    std::thread::hardware_concurrency(), at::get_num_threads(), std::max(1, cc.ranks),
+                    device_label(parse_device(cc.base.device)), date,
                     minutes(cc.time_budget_s),
                     cc.seed, cc.n_eval, cc.n_eval, minutes(cc.eval_every_s));
   if (r.runs.empty()) return md.str();

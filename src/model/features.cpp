@@ -198,12 +198,24 @@ int64_t feature_dim(const std::string& group, int64_t channels, int64_t height, 
 }
 
 torch::Tensor dataset_features(const torch::Tensor& images, const std::string& group, int64_t chunk) {
+  return dataset_features(images, std::vector<std::string>{group}, chunk)[0];
+}
+
+std::vector<torch::Tensor> dataset_features(const torch::Tensor& images, const std::vector<std::string>& groups,
+                                            int64_t chunk) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (int64_t start = 0; start < images.size(0); start += chunk)
-    parts.push_back(image_features(images.narrow(0, start, std::min(chunk, images.size(0) - start)), group));
-  if (is_encoder(group)) clear_encoder_cache();  // the last chunk's layer maps are large
-  return torch::cat(parts, 0).to(torch::kFloat32).contiguous();
+  std::vector<std::vector<torch::Tensor>> parts(groups.size());
+  for (int64_t start = 0; start < images.size(0); start += chunk) {
+    const auto x = images.narrow(0, start, std::min(chunk, images.size(0) - start));  // one tensor: the cache's key
+    for (size_t g = 0; g < groups.size(); ++g) parts[g].push_back(image_features(x, groups[g]));
+  }
+  if (std::any_of(groups.begin(), groups.end(), is_encoder)) clear_encoder_cache();  // the last chunk's maps are large
+  std::vector<torch::Tensor> out;
+  for (auto& p : parts) {
+    out.push_back(torch::cat(p, 0).to(torch::kFloat32).contiguous());
+    p.clear();
+  }
+  return out;
 }
 
 }  // namespace driftx

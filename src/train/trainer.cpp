@@ -233,16 +233,20 @@ torch::Tensor join_vectors(const torch::Tensor& blocks, int64_t groups, int64_t 
   return blocks.reshape({groups, V, n, d}).permute({0, 2, 1, 3}).reshape({groups * n, V * d});
 }
 
-// The standard method's cached real features: one tensor per (data, group, device) while some trainer
-// holds it, so ranks that are threads of one process compute and keep it once.
-std::shared_ptr<const torch::Tensor> shared_dataset_features(const std::string& key, const torch::Tensor& images,
-                                                            const std::string& group, const torch::Device& device) {
-  static std::map<std::string, std::weak_ptr<const torch::Tensor>> cache;
+// The training set's features for every group of a run, on the training device: computed in one pass
+// over the data (encoder groups share each chunk's forward) and kept once per (data, groups, device)
+// while some trainer holds them, so ranks that are threads of one process compute them once (the second
+// waits for the first). The standard method keeps its groups' tensors as cached positives; DriftXpress
+// drops them after its summaries are built.
+std::shared_ptr<const std::vector<torch::Tensor>> shared_dataset_features(const std::string& key, const torch::Tensor& images,
+                                                                         const std::vector<std::string>& groups,
+                                                                         const torch::Device& device) {
+  static std::map<std::string, std::weak_ptr<const std::vector<torch::Tensor>>> cache;
   static std::mutex mutex;
-  std::lock_guard<std::mutex> lock(mutex);  // the second rank waits for the first one's features
-  auto& slot = cache[key + "|" + group + "|" + device.str()];
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[fmt::format("{}|{}|{}", key, fmt::join(groups, ","), device.str())];
   if (auto held = slot.lock()) return held;
-  auto made = std::make_shared<const torch::Tensor>(dataset_features(images.to(device), group));
+  auto made = std::make_shared<const std::vector<torch::Tensor>>(dataset_features(images.to(device), groups));
   slot = made;
   return made;
 }
@@ -329,11 +333,10 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
 
   if (comm_->is_main()) make_dirs(config_.out_dir + "/samples");
   refuse_evaluator_features(parse_feature_groups(config_.features));
-  // The standard method's feature caches are shared per (data, group, device) by ranks that are threads.
-  const std::string data_key = config_.method == "standard" && config_.positives == "cached"
-                                   ? fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
-                                                 tensor_fingerprint(data_.labels))
-                                   : "";
+  // The training set's features, one pass for every group, shared by ranks that are threads; not needed
+  // by a standard run that encodes its positives each step.
+  const std::string data_key = fmt::format("{}|{}|{}", config_.dataset, resolve_data_dir(config_.data_dir),
+                                           tensor_fingerprint(data_.labels));
   if (config_.method == "driftxpress") {  // before any group's features and landmarks are computed
     const int64_t shards = config_.landmark_shards;
     DRIFTX_CHECK(shards == 1 || (config_.conditional && data_.num_classes % shards == 0),
@@ -343,7 +346,13 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
                  "--vector-maps gives every (class, vector) its own map: it needs a class-conditional run, and "
                  "--landmark-shards must be 1 or the {} classes of {}", data_.num_classes, config_.dataset);
   }
-  for (const auto& name : expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2))) {
+  const auto names = expand_feature_groups(parse_feature_groups(config_.features), data_.images.narrow(0, 0, 2));
+  // On the training device, as the generated samples' features are; DriftXpress brings each group to the
+  // host, where landmarks and the float64 summaries are built. (On the H200, ten passes of the encoder
+  // over the training set on the host, one per group, were most of DriftXpress's 32-39 s precompute.)
+  auto all_features = encode_positives ? nullptr : shared_dataset_features(data_key, data_.images, names, device_);
+  for (size_t gi = 0; gi < names.size(); ++gi) {
+    const auto& name = names[gi];
     auto group = std::make_unique<Group>();
     group->name = name;
     group->vectors = config_.per_location ? feature_vectors(name) : 1;
@@ -354,15 +363,15 @@ Trainer::Trainer(TrainConfig config, bool resume, std::shared_ptr<Communicator> 
       sc.affinity_floor = config_.affinity_floor;
       sc.products = parse_product_precision(config_.matmul_dtype);
       group->standard = std::make_unique<StandardField>(sc);
-      if (!encode_positives)
-        group->real = shared_dataset_features(data_key, data_.images, name, device_);
+      // Aliasing: the group's tensor, keeping every group's (one allocation per run) alive with it.
+      if (!encode_positives) group->real = std::shared_ptr<const torch::Tensor>(all_features, &(*all_features)[gi]);
     } else {
       DRIFTX_CHECK(V == 1 || !config_.guidance, "--guidance with the per-location group {} is not supported by driftxpress "
                    "(its unconditional summaries pool every vector): use --per-location false or --method standard", name);
       // DriftXpress: landmarks and summaries once, in this group's feature space; cached on disk. A group
       // of V vectors is summarised as V "classes" per class (class * V + vector) sharing one set of
       // landmarks drawn from all its vectors, balanced by class.
-      auto feats = dataset_features(data_.images, name);
+      auto feats = (*all_features)[gi].to(torch::kCPU);
       auto vecs = feats.reshape({-1, feats.size(1) / V});  // vector v of image i: row i * V + v
       auto vec_class = data_.labels.repeat_interleave(V);
       auto vec_index = torch::arange(V).repeat({data_.size()});

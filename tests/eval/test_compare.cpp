@@ -53,6 +53,8 @@ TEST(Compare, ReportStatesWinnersSpeedupAndGoalHonestly) {
             std::string::npos) << md;
   EXPECT_NE(md.find("- 1m: **driftxpress** (standard 900.0, driftxpress 800.0)"), std::string::npos) << md;
   EXPECT_NE(md.find("reached, but later than a third / FID at the deadline no worse"), std::string::npos) << md;
+  // The machine line names the training device (it said "CPU (no GPU)" even for a run on a GPU).
+  EXPECT_NE(md.find("(threads of one process), training on CPU; "), std::string::npos) << md;
   // A DriftXpress curve that never gets there is reported as such, and loses where it is worse.
   r.runs[1].curve = curve({1000, 700, 500, 400, 300});
   const auto md2 = comparison_report(cc, r);

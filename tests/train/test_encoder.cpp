@@ -211,6 +211,27 @@ TEST(EncoderFeatures, OneForwardPerBatchForAllGroupsAndGradientsReachTheImages) 
   EXPECT_EQ(encoder_forward_count(), start + 4);
 }
 
+// The trainers' precompute: every group of a dataset in one pass, one encoder forward per chunk (it was
+// one per chunk and group: ten passes over MNIST for the ten encoder groups), each group's features
+// exactly those of the one-group call; pixel-space groups ride along.
+TEST(EncoderFeatures, DatasetFeaturesOfAllGroupsTakeOneForwardPerChunk) {
+  auto groups = parse_feature_groups("encoder:mnist");
+  groups.push_back("pool4");
+  torch::manual_seed(3);
+  const auto images = torch::rand({10, 1, 28, 28}) * 2 - 1;
+  const int64_t start = encoder_forward_count();
+  const auto all = dataset_features(images, groups, /*chunk=*/4);  // chunks of 4, 4, 2
+  EXPECT_EQ(encoder_forward_count(), start + 3);
+  ASSERT_EQ(all.size(), groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const auto one = dataset_features(images, groups[g], 4);
+    EXPECT_EQ(all[g].scalar_type(), torch::kFloat32);
+    EXPECT_EQ(all[g].sizes(), one.sizes()) << groups[g];
+    EXPECT_TRUE(torch::equal(all[g], one)) << groups[g];
+  }
+  EXPECT_EQ(encoder_forward_count(), start + 3 + 3 * static_cast<int64_t>(groups.size() - 1));
+}
+
 // The same input gives the same gradient, for every group (a permute-based layout once gave run-to-run
 // different, wrong gradients through the convolutions' backward).
 TEST(EncoderFeatures, GradientsAreDeterministic) {
