@@ -744,36 +744,56 @@ void Trainer::write_checkpoint(const std::string& path, double elapsed_s) const 
   write_checkpoint_bytes(path, out.str());
 }
 
+namespace {
+
+// A checkpoint reader: `read` gets the opened archive. Past the checksum, an archive not written by
+// driftx can still fail in LibTorch (c10::Error, or torch::jit::ErrorReport for damaged code) or in the
+// JSON parser; every reader (train --resume, eval, sample, export) reports that in one line naming the
+// file (found by fuzz/fuzz_checkpoint). driftx's own errors pass through.
+template <typename Read>
+auto read_checkpoint(const std::string& path, Read&& read) {
+  try {
+    auto archive = open_checkpoint(path);
+    return read(archive);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("checkpoint '{}' has a valid checksum but cannot be read ({}): was it written by driftx?", path,
+         exception_line(e));
+  }
+}
+
+}  // namespace
+
 void Trainer::load_checkpoint(const std::string& path) {
-  auto archive = open_checkpoint(path);
-  torch::serialize::InputArchive gen_ar, ema_ar, opt_ar;
-  torch::Tensor step, elapsed, rng;
-  archive.read("generator", gen_ar);
-  archive.read("ema", ema_ar);
-  archive.read("optimizer", opt_ar);
-  generator_->load(gen_ar);
-  ema_->load(ema_ar);
-  optimizer_->load(opt_ar);
-  archive.read("step", step);
-  archive.read("elapsed_s", elapsed);
-  archive.read("rng", rng);
-  step_ = step.item<int64_t>();
-  elapsed_before_s_ = elapsed.item<double>();
-  rng_.set_state(rng);
+  read_checkpoint(path, [&](torch::serialize::InputArchive& archive) {
+    torch::serialize::InputArchive gen_ar, ema_ar, opt_ar;
+    torch::Tensor step, elapsed, rng;
+    archive.read("generator", gen_ar);
+    archive.read("ema", ema_ar);
+    archive.read("optimizer", opt_ar);
+    generator_->load(gen_ar);
+    ema_->load(ema_ar);
+    optimizer_->load(opt_ar);
+    archive.read("step", step);
+    archive.read("elapsed_s", elapsed);
+    archive.read("rng", rng);
+    step_ = step.item<int64_t>();
+    elapsed_before_s_ = elapsed.item<double>();
+    rng_.set_state(rng);
+  });
 }
 
 TrainConfig checkpoint_config(const std::string& checkpoint_path) {
-  torch::Tensor cfg;
-  open_checkpoint(checkpoint_path).read("config", cfg);
-  return TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
+  return read_checkpoint(checkpoint_path, [](torch::serialize::InputArchive& archive) {
+    torch::Tensor cfg;
+    archive.read("config", cfg);
+    return TrainConfig::from_json(nlohmann::json::parse(tensor_to_bytes(cfg)));
+  });
 }
 
 Generator load_generator(const std::string& checkpoint_path, bool ema, GeneratorConfig* config) {
-  // Past the checksum, an archive not written by driftx can still fail in LibTorch (c10::Error, or
-  // torch::jit::ErrorReport for damaged code) or in the JSON parser: one line naming the file
-  // (found by fuzz/fuzz_checkpoint).
-  try {
-    auto archive = open_checkpoint(checkpoint_path);
+  return read_checkpoint(checkpoint_path, [&](torch::serialize::InputArchive& archive) {
     torch::serialize::InputArchive gen_ar;
     torch::Tensor gc;
     archive.read("generator_config", gc);
@@ -784,12 +804,7 @@ Generator load_generator(const std::string& checkpoint_path, bool ema, Generator
     g->eval();
     if (config) *config = cfg;
     return g;
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    fail("checkpoint '{}' has a valid checksum but cannot be read ({}): was it written by driftx?", checkpoint_path,
-         exception_line(e));
-  }
+  });
 }
 
 // ---- the loop -------------------------------------------------------------------------------------

@@ -129,6 +129,29 @@ TEST_F(FuzzRegressions, CheckpointWithValidChecksumButDamagedArchiveIsRefused) {
   expect_error([&] { load_generator(path("json.pt"), false); }, {"checkpoint", "json.pt", "cannot be read"});
 }
 
+// The other checkpoint readers word it the same way (they printed LibTorch's message): the stored
+// configuration (driftx eval without --dataset, the check of --resume) and the training state that
+// --resume loads, here from a checkpoint whose configuration is intact and whose generator is missing.
+TEST_F(FuzzRegressions, EveryCheckpointReaderRefusesADamagedArchiveInOneLine) {
+  write_checkpoint_bytes(path("code.pt"), read_file(input("checkpoint_archive_damaged_code")));
+  expect_error([&] { checkpoint_config(path("code.pt")); }, {"checkpoint", "code.pt", "valid checksum but cannot be read"});
+  write_checkpoint_bytes(path("json.pt"), "{\"noise_dim\": 2}");
+  expect_error([&] { checkpoint_config(path("json.pt")); }, {"checkpoint", "json.pt", "cannot be read"});
+
+  auto c = testing_support::tiny_train_config("standard", dir_.string());
+  const std::string ckpt = c.out_dir + "/checkpoint.pt";
+  Trainer(c).save_checkpoint(ckpt);
+  torch::Tensor config;
+  open_checkpoint(ckpt).read("config", config);
+  torch::serialize::OutputArchive only_config;
+  only_config.write("config", config);
+  std::ostringstream bytes;
+  only_config.save_to(bytes);
+  write_checkpoint_bytes(ckpt, bytes.str());
+  EXPECT_EQ(checkpoint_config(ckpt).to_json(), Trainer(c).config().to_json());  // the configuration still reads
+  expect_error([&] { Trainer resumed(c, /*resume=*/true); }, {"checkpoint", "checkpoint.pt", "valid checksum but cannot be read", "generator"});
+}
+
 // fuzz_torchscript_features: an encoder file with damaged code threw torch::jit::ErrorReport out of
 // the loader (it caught only c10::Error); a module whose outputs are not per-image tensors failed
 // inside LibTorch.
