@@ -280,8 +280,11 @@ Row bench_projected(const Args& a, const std::vector<double>& temps, int64_t B, 
 void export_trainer_summaries(const Trainer& trainer, const std::string& dir) {
   const auto& c = trainer.config();
   const auto data = load_dataset(c.dataset, "train", c.data_dir);
-  for (const auto& name : parse_feature_groups(c.features)) {
-    const auto feats = dataset_features(data.images, name);
+  const auto names = parse_feature_groups(c.features);
+  const auto all = dataset_features(data.images, names);  // one pass for every group, as the trainer (on the CPU)
+  for (size_t g = 0; g < names.size(); ++g) {
+    const auto& name = names[g];
+    const auto& feats = all[g];
     LandmarkConfig lc;
     lc.strategy = parse_landmark_strategy(c.landmark_strategy);
     lc.total = c.landmarks;

@@ -28,11 +28,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 stage build 200 scripts/build-pytorch.sh build-cuda > "$out/build.log" 2>&1 \
   || { grep -E "error|Error|==" "$out/build.log" | sort -u | head -60; exit 1; }
 tail -1 "$out/build.log"; rm -f "$out/build.log"
+failed=0
 stage tests 60 build-cuda/driftx_tests \
   --gtest_filter='*OnCuda*:*ProjectedStability*:*ProjectedVsReference*:*StandardField*:ProjectedField.*' \
-  --gtest_brief=1 > "$out/tests.log" 2>&1
+  --gtest_brief=1 > "$out/tests.log" 2>&1 || failed=1
 tail -4 "$out/tests.log"
 bench() {  # bench NAME ARGS...: one bench train-step on the GPU, JSON to OUT, the table to stdout
+  set -o pipefail  # the stage's exit status is driftx's, not tail's
   local name=$1; shift
   build-cuda/driftx bench train-step --device cuda --report "$out/train-step-cuda-$name.json" "$@" 2>&1 \
     | grep -v "^step\|^\[" | tail -7
@@ -47,6 +49,7 @@ stage encoder-vector-maps 120 bench encoder-vmaps --features encoder:mnist --pos
 # FID of a GPU-trained model: the CPU probe's configuration (2000 steps, seed 0), one rank on the GPU;
 # the summaries are the bench's (same keys).
 train_out=runs/gpu-train/vmaps
+rm -rf "$train_out"  # a warm machine keeps runs/: never pack an earlier call's eval or samples
 stage train-on-gpu 150 build-cuda/driftx train --device cuda --dataset mnist --features encoder:mnist --vector-maps true \
   --steps "$steps" --seed 0 --sample-every 0 --out "$train_out" --cache-dir runs/bench-cuda-enc/cache > "$out/train.log" 2>&1 \
   && stage eval 30 build-cuda/driftx eval --ckpt "$train_out/checkpoint.pt" --ema --n 5000 \
@@ -58,4 +61,5 @@ rm -f "$out/train.log"
 # Class shards through the same batched path (the per-shard loop before it: 101 ms in the second run).
 stage encoder-shards10 90 bench encoder-shards10 --features encoder:mnist --pos-per-class 256 --landmark-shards 10 \
   --steps 10 --out runs/bench-cuda-enc
-echo "total: $(( $(date +%s) - t0 )) s"
+echo "total: $(( $(date +%s) - t0 )) s$([ $failed = 1 ] && echo '; TESTS FAILED (tests.log)')"
+exit $failed

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <fmt/ranges.h>  // fmt::join (its own header in fmt >= 10)
+
 #include "driftx/error.h"
 #include "driftx/evaluator.h"
 #include "driftx/features.h"
